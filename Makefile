@@ -1,0 +1,44 @@
+# paliprompt. `make demo` and `make test` are the two Quick start commands;
+# both install what they need (make setup) first.
+SHELL := bash
+.DEFAULT_GOAL := build
+
+DEPS := $(CURDIR)/.deps
+# libtokenizers.a (daulet/tokenizers) is linked statically; ONNX Runtime is
+# loaded at run time from .deps/onnxruntime (see grounding's runtime lookup).
+# The ORT C header for the project's own small cgo layer also lives there.
+export CGO_LDFLAGS := -L$(DEPS)/tokenizers
+export CGO_CFLAGS := -I$(DEPS)/onnxruntime/include
+VENV := $(CURDIR)/.venv
+PYTHON := $(VENV)/bin/python
+
+.PHONY: setup build test demo bench fuzz venv fixtures clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	go build -o bin/paliprompt .
+
+test: setup
+	go vet ./...
+	go test ./...
+
+demo: build
+	./bin/paliprompt demo -out out/demo
+
+bench: setup
+	go test -run '^$$' -bench . -benchtime 3x ./...
+
+fuzz: setup
+	bash scripts/fuzz.sh
+
+# Python environment for tools/ only (exporting models, making fixtures).
+venv: $(PYTHON)
+$(PYTHON): tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tools/requirements.txt
+	touch $(PYTHON)
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs paliprompt's native dependencies into .deps/ (ignored by git).
+# Idempotent: each step is skipped when its output is already there.
+#
+#   .deps/onnxruntime/libonnxruntime.so.1   ONNX Runtime 1.24.3 (CPU build) from
+#                                            the npm package onnxruntime-node
+#   .deps/onnxruntime/include/              the ORT C API headers (from the Go
+#                                            module github.com/yalue/onnxruntime_go)
+#                                            for the project's own small cgo layer
+#   .deps/tokenizers/libtokenizers.a        built with cargo from the source of
+#                                            the Go module github.com/daulet/tokenizers
+set -euo pipefail
+
+ORT_VERSION=1.24.3
+ORT_GO_VERSION=v1.27.0
+TOKENIZERS_VERSION=v1.22.1
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps="$root/.deps"
+mkdir -p "$deps"
+
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "setup: '$1' is not installed; $2" >&2
+  exit 1
+}
+
+install_onnxruntime() {
+  local dir="$deps/onnxruntime"
+  if [ -f "$dir/libonnxruntime.so.1" ] && [ "$(cat "$dir/VERSION" 2>/dev/null)" = "$ORT_VERSION" ]; then
+    return 0
+  fi
+  need npm "install Node.js with npm (https://nodejs.org); it fetches the ONNX Runtime library from the npm package onnxruntime-node@$ORT_VERSION"
+  echo "setup: fetching ONNX Runtime $ORT_VERSION (npm package onnxruntime-node@$ORT_VERSION)"
+  local tmp
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  (cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
+  tar -xzf "$tmp/onnxruntime-node-$ORT_VERSION.tgz" -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+  mkdir -p "$dir"
+  cp "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$dir/"
+  ln -sf libonnxruntime.so.1 "$dir/libonnxruntime.so"
+  echo "$ORT_VERSION" >"$dir/VERSION"
+}
+
+# module_dir prints the module cache folder of a Go module version.
+module_dir() {
+  need go "install Go (https://go.dev/dl)"
+  (cd "$root" && go mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+}
+
+install_ort_headers() {
+  local dir="$deps/onnxruntime/include"
+  if [ -f "$dir/onnxruntime_c_api.h" ] && [ "$(cat "$dir/VERSION" 2>/dev/null)" = "$ORT_GO_VERSION" ]; then
+    return 0
+  fi
+  local src
+  src=$(module_dir github.com/yalue/onnxruntime_go "$ORT_GO_VERSION")
+  [ -f "$src/onnxruntime_c_api.h" ] || { echo "setup: no onnxruntime_c_api.h in github.com/yalue/onnxruntime_go $ORT_GO_VERSION" >&2; exit 1; }
+  mkdir -p "$dir"
+  cp "$src"/onnxruntime_c_api.h "$src"/onnxruntime_ep_c_api.h "$dir/"
+  chmod u+w "$dir"/*.h
+  echo "$ORT_GO_VERSION" >"$dir/VERSION"
+}
+
+install_tokenizers() {
+  local dir="$deps/tokenizers"
+  if [ -f "$dir/libtokenizers.a" ] && [ "$(cat "$dir/VERSION" 2>/dev/null)" = "$TOKENIZERS_VERSION" ]; then
+    return 0
+  fi
+  need cargo "install Rust with rustup (https://rustup.rs); it builds libtokenizers.a from github.com/daulet/tokenizers $TOKENIZERS_VERSION"
+  echo "setup: building libtokenizers.a ($TOKENIZERS_VERSION) with cargo; this takes a few minutes once"
+  local src
+  src=$(module_dir github.com/daulet/tokenizers "$TOKENIZERS_VERSION")
+  [ -d "$src" ] || { echo "setup: could not find the source of github.com/daulet/tokenizers $TOKENIZERS_VERSION" >&2; exit 1; }
+  # The module cache is read-only: build from a copy.
+  rm -rf "$deps/tokenizers-src"
+  cp -r "$src" "$deps/tokenizers-src"
+  chmod -R u+w "$deps/tokenizers-src"
+  (cd "$deps/tokenizers-src" && CARGO_TARGET_DIR="$deps/cargo-target" cargo build --release --locked --quiet)
+  mkdir -p "$dir"
+  cp "$deps/cargo-target/release/libtokenizers.a" "$dir/"
+  echo "$TOKENIZERS_VERSION" >"$dir/VERSION"
+  rm -rf "$deps/tokenizers-src"
+}
+
+install_onnxruntime
+install_ort_headers
+install_tokenizers
+echo "setup: native dependencies ready in .deps/"
