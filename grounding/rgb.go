@@ -18,6 +18,8 @@ func NewRGB(r image.Rectangle) *RGB {
 	return &RGB{Pix: make([]uint8, 3*r.Dx()*r.Dy()), Stride: 3 * r.Dx(), Rect: r}
 }
 
+func rectWH(w, h int) image.Rectangle { return image.Rect(0, 0, w, h) }
+
 // ColorModel implements image.Image.
 func (p *RGB) ColorModel() color.Model { return color.RGBAModel }
 
