@@ -1,0 +1,302 @@
+package grounding
+
+import (
+	"fmt"
+	"image"
+	"os"
+	"slices"
+)
+
+// VAEMaskDecoder is big_vision's PaliGemma mask decoder (the decoder half
+// of a VQ-VAE, weights in vae-oid.npz), run in pure Go. It implements
+// MaskDecoder.
+//
+// Pure Go rather than an ONNX graph: the network is small (about 40 M
+// multiply-adds per mask, a few ms), reading the npz directly keeps the
+// file the user downloads as the only artefact, and the text grounder can
+// decode masks on machines without ONNX Runtime.
+//
+// Architecture (big_vision evaluators/proj/paligemma/transfers/
+// segmentation.py; weights in PyTorch layout):
+//
+//	16 codes -> codebook rows, a 4x4 grid (row-major) of D channels
+//	conv1x1 D->128, ReLU
+//	2 x residual block: conv3x3 (pad 1), ReLU, conv3x3, ReLU, conv1x1, + input
+//	4 x ConvTranspose k4 s2 p1, ReLU: 128->128->64->32->16, 4->64 pixels
+//	conv1x1 16->1 (no activation; about -1..1, > 0 is inside)
+type VAEMaskDecoder struct {
+	path     string
+	codebook []float32 // codes x dim
+	codes    int
+	dim      int
+	first    convLayer
+	res      [2][3]convLayer
+	up       [4]convLayer
+	last     convLayer
+}
+
+// convLayer holds one convolution's weights in PyTorch layout:
+// (out, in, k, k) for a convolution, (in, out, k, k) for a transposed one.
+type convLayer struct {
+	in, out, k int
+	weight     []float32
+	bias       []float32
+}
+
+// maskGrid is the side of the decoder's code grid, maskSize its output.
+const (
+	maskGrid = 4
+	maskSize = 64
+)
+
+// LoadMaskDecoder reads a vae-oid.npz file. Errors wrap ErrUnavailable
+// and name the file and the missing array or wrong shape.
+func LoadMaskDecoder(path string) (*VAEMaskDecoder, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: mask decoder %s: %s", ErrUnavailable, path, fmt.Sprintf(format, args...))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	arrays, err := readNPZ(f, st.Size())
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	d, err := newVAEMaskDecoder(arrays)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	d.path = path
+	return d, nil
+}
+
+// newVAEMaskDecoder builds the decoder from npz arrays, checking that every
+// array is present and that the channel counts chain.
+func newVAEMaskDecoder(a map[string]*npyArray) (*VAEMaskDecoder, error) {
+	emb, ok := a["_vq_vae._embedding"]
+	if !ok {
+		return nil, fmt.Errorf("missing array %q (is this a vae-oid.npz file?)", "_vq_vae._embedding")
+	}
+	if len(emb.Shape) != 2 || emb.Shape[0] < 1 || emb.Shape[1] < 1 {
+		return nil, fmt.Errorf("array %q has shape %v, want (codes, dim)", "_vq_vae._embedding", emb.Shape)
+	}
+	d := &VAEMaskDecoder{codes: emb.Shape[0], dim: emb.Shape[1]}
+	var err error
+	if d.codebook, err = emb.Float32s(); err != nil {
+		return nil, fmt.Errorf("array %q: %w", "_vq_vae._embedding", err)
+	}
+	l := layerLoader{arrays: a}
+	d.first = l.conv("decoder.0", d.dim, -1, 1, false)
+	width := d.first.out
+	for b, name := range []string{"decoder.2.net", "decoder.3.net"} {
+		d.res[b][0] = l.conv(name+".0", width, -1, 3, false)
+		d.res[b][1] = l.conv(name+".2", d.res[b][0].out, -1, 3, false)
+		d.res[b][2] = l.conv(name+".4", d.res[b][1].out, width, 1, false)
+	}
+	for i, name := range []string{"decoder.4", "decoder.6", "decoder.8", "decoder.10"} {
+		d.up[i] = l.conv(name, width, -1, 4, true)
+		width = d.up[i].out
+	}
+	d.last = l.conv("decoder.12", width, 1, 1, false)
+	return d, l.err
+}
+
+// layerLoader reads conv layers from npz arrays, keeping the first error.
+type layerLoader struct {
+	arrays map[string]*npyArray
+	err    error
+}
+
+// conv reads <name>.weight and <name>.bias for a k x k convolution with in
+// input channels and out outputs (-1: whatever the file has).
+func (l *layerLoader) conv(name string, in, out, k int, transposed bool) convLayer {
+	if l.err != nil {
+		return convLayer{}
+	}
+	w, okW := l.arrays[name+".weight"]
+	b, okB := l.arrays[name+".bias"]
+	if !okW || !okB {
+		l.err = fmt.Errorf("missing array %q or %q", name+".weight", name+".bias")
+		return convLayer{}
+	}
+	c := convLayer{in: in, out: out, k: k}
+	if len(w.Shape) == 4 {
+		if transposed {
+			c.out = w.Shape[1]
+		} else {
+			c.out = w.Shape[0]
+		}
+		if out >= 0 {
+			c.out = out
+		}
+	}
+	want := []int{c.out, in, k, k}
+	if transposed {
+		want = []int{in, c.out, k, k}
+	}
+	if !slices.Equal(w.Shape, want) || c.out < 1 {
+		l.err = fmt.Errorf("array %q has shape %v, want %v", name+".weight", w.Shape, want)
+		return convLayer{}
+	}
+	if !slices.Equal(b.Shape, []int{c.out}) {
+		l.err = fmt.Errorf("array %q has shape %v, want [%d]", name+".bias", b.Shape, c.out)
+		return convLayer{}
+	}
+	if c.weight, l.err = w.Float32s(); l.err != nil {
+		return convLayer{}
+	}
+	c.bias, l.err = b.Float32s()
+	return c
+}
+
+// Path is the file the decoder was loaded from.
+func (d *VAEMaskDecoder) Path() string { return d.path }
+
+// Decode runs the decoder on 16 codes and returns its raw 64x64 output,
+// row-major.
+func (d *VAEMaskDecoder) Decode(codes []int) ([]float32, error) {
+	if len(codes) != maskGrid*maskGrid {
+		return nil, fmt.Errorf("%w: mask needs %d segmentation codes, got %d", ErrBadRequest, maskGrid*maskGrid, len(codes))
+	}
+	x := make([]float32, d.dim*maskGrid*maskGrid)
+	for cell, code := range codes {
+		if code < 0 || code >= d.codes {
+			return nil, fmt.Errorf("%w: segmentation code %d is out of range 0..%d", ErrBadRequest, code, d.codes-1)
+		}
+		row := d.codebook[code*d.dim : (code+1)*d.dim]
+		for ch, v := range row {
+			x[ch*maskGrid*maskGrid+cell] = v
+		}
+	}
+	size := maskGrid
+	x = relu(conv2d(x, size, d.first))
+	for _, block := range d.res {
+		h := relu(conv2d(x, size, block[0]))
+		h = relu(conv2d(h, size, block[1]))
+		h = conv2d(h, size, block[2])
+		for i := range h {
+			h[i] += x[i]
+		}
+		x = h
+	}
+	for _, up := range d.up {
+		x = relu(convTranspose2d(x, size, up))
+		size *= 2
+	}
+	return conv2d(x, size, d.last), nil
+}
+
+// Mask decodes codes and places the result in box, in the pixel grid of a
+// width x height image, the way big_vision's evaluator does: the box
+// corners are truncated to whole pixels (int(y0*h), int(x0*w), ...), the
+// raw 64x64 output is resized to the box with PIL's BILINEAR on a float
+// image (mode "F"), and Mask keeps those raw values (binary = value > 0,
+// soft = clip(value*0.5+0.5, 0, 1)). A box less than a pixel wide or high
+// gives an empty mask.
+func (d *VAEMaskDecoder) Mask(codes []int, box Box, width, height int) (*Mask, error) {
+	raw, err := d.Decode(codes)
+	if err != nil {
+		return nil, err
+	}
+	return placeMask(raw, box, width, height), nil
+}
+
+// placeMask resizes a raw 64x64 decoder output into box (see Mask).
+func placeMask(raw []float32, box Box, width, height int) *Mask {
+	clampInt := func(v float64, hi int) int { return max(0, min(int(v), hi)) }
+	r := image.Rect(clampInt(box.X0, width), clampInt(box.Y0, height), clampInt(box.X1, width), clampInt(box.Y1, height))
+	if r.Dx() <= 0 || r.Dy() <= 0 {
+		return &Mask{}
+	}
+	return &Mask{Rect: r, Values: resizeFloat(raw, maskSize, maskSize, r.Dx(), r.Dy(), bilinearFilter)}
+}
+
+func relu(x []float32) []float32 {
+	for i, v := range x {
+		if v < 0 {
+			x[i] = 0
+		}
+	}
+	return x
+}
+
+// conv2d is a stride-1 convolution with "same" padding ((k-1)/2) over
+// size x size planes, channels first.
+func conv2d(x []float32, size int, c convLayer) []float32 {
+	plane := size * size
+	acc := make([]float64, c.out*plane)
+	pad := (c.k - 1) / 2
+	for o := range c.out {
+		dst := acc[o*plane : (o+1)*plane]
+		for i := range c.in {
+			src := x[i*plane : (i+1)*plane]
+			for ky := range c.k {
+				for kx := range c.k {
+					w := float64(c.weight[((o*c.in+i)*c.k+ky)*c.k+kx])
+					if w == 0 {
+						continue
+					}
+					dy, dx := ky-pad, kx-pad
+					for y := max(0, -dy); y < min(size, size-dy); y++ {
+						s := src[(y+dy)*size:]
+						d := dst[y*size:]
+						for xx := max(0, -dx); xx < min(size, size-dx); xx++ {
+							d[xx] += w * float64(s[xx+dx])
+						}
+					}
+				}
+			}
+		}
+	}
+	return finish(acc, c.bias, plane)
+}
+
+// convTranspose2d is PyTorch's ConvTranspose2d with kernel 4, stride 2,
+// padding 1: output (y, x) receives input (iy, ix) through kernel tap
+// (y+1-2*iy, x+1-2*ix). The output is 2*size on a side.
+func convTranspose2d(x []float32, size int, c convLayer) []float32 {
+	const stride, pad = 2, 1
+	osize := size * stride
+	oplane := osize * osize
+	acc := make([]float64, c.out*oplane)
+	for i := range c.in {
+		src := x[i*size*size : (i+1)*size*size]
+		for o := range c.out {
+			dst := acc[o*oplane : (o+1)*oplane]
+			for ky := range c.k {
+				for kx := range c.k {
+					w := float64(c.weight[((i*c.out+o)*c.k+ky)*c.k+kx])
+					for iy := range size {
+						y := iy*stride - pad + ky
+						if y < 0 || y >= osize {
+							continue
+						}
+						for ix := range size {
+							xx := ix*stride - pad + kx
+							if xx < 0 || xx >= osize {
+								continue
+							}
+							dst[y*osize+xx] += w * float64(src[iy*size+ix])
+						}
+					}
+				}
+			}
+		}
+	}
+	return finish(acc, c.bias, oplane)
+}
+
+// finish adds the bias and rounds to float32.
+func finish(acc []float64, bias []float32, plane int) []float32 {
+	out := make([]float32, len(acc))
+	for i, v := range acc {
+		out[i] = float32(v + float64(bias[i/plane]))
+	}
+	return out
+}
