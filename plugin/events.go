@@ -1,0 +1,303 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// HeaderMsgID is JetStream's de-duplication header.
+const HeaderMsgID = "Nats-Msg-Id"
+
+// eventBus consumes references from the work-queue stream and publishes
+// results. A reference is acked only after its result (or its failure
+// event) is stored in the results stream; results carry Nats-Msg-Id = id,
+// so a reference worked on twice (a crash between publish and ack) still
+// has exactly one result.
+type eventBus struct {
+	cfg        Config
+	js         jetstream.JetStream
+	cons       jetstream.Consumer
+	pipe       *Pipeline
+	objects    *objectStores
+	maxPayload int
+	log        *slog.Logger
+	slots      chan struct{} // events.concurrency
+	inflight   sync.WaitGroup
+	// onPublished is Plugin.onPublished.
+	onPublished func(id string)
+}
+
+// setupEventBus creates the streams and the durable consumer when absent.
+func setupEventBus(ctx context.Context, js jetstream.JetStream, cfg Config, pipe *Pipeline, objects *objectStores, maxPayload int, log *slog.Logger) (*eventBus, error) {
+	ev := cfg.Events
+	refs, err := ensureStream(ctx, js, log, jetstream.StreamConfig{
+		Name:        ev.Stream,
+		Description: "Reference images for paliprompt (work queue)",
+		Subjects:    ev.Subjects,
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ensureStream(ctx, js, log, jetstream.StreamConfig{
+		Name:        ev.ResultsStream,
+		Description: "paliprompt results and failures",
+		Subjects:    []string{ev.ReadySubject + ".>", ev.FailedSubject + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      time.Duration(ev.ResultsMaxAge),
+		Duplicates:  time.Duration(ev.DuplicateWindow),
+		Storage:     jetstream.FileStorage,
+	}); err != nil {
+		return nil, err
+	}
+	cons, err := ensureConsumer(ctx, refs, ev, log)
+	if err != nil {
+		return nil, err
+	}
+	return &eventBus{
+		cfg: cfg, js: js, cons: cons, pipe: pipe, objects: objects, maxPayload: maxPayload,
+		log: log, slots: make(chan struct{}, ev.Concurrency),
+	}, nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if s, err = js.CreateStream(ctx, cfg); err == nil {
+			log.Info("created stream", "stream", cfg.Name, "subjects", cfg.Subjects)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+func ensureConsumer(ctx context.Context, stream jetstream.Stream, ev EventsConfig, log *slog.Logger) (jetstream.Consumer, error) {
+	c, err := stream.Consumer(ctx, ev.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:     ev.Consumer,
+			Description: "paliprompt instances",
+			AckPolicy:   jetstream.AckExplicitPolicy,
+			AckWait:     time.Duration(ev.AckWait),
+			MaxDeliver:  ev.MaxDeliver,
+		})
+		if err == nil {
+			log.Info("created consumer", "stream", ev.Stream, "consumer", ev.Consumer)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open consumer %s on stream %s: %w", ev.Consumer, ev.Stream, err)
+	}
+	if got := c.CachedInfo().Config; got.AckWait != time.Duration(ev.AckWait) || got.MaxDeliver != ev.MaxDeliver {
+		log.Warn("existing consumer differs from config.toml; it is used as it is",
+			"consumer", ev.Consumer, "ack_wait", got.AckWait, "max_deliver", got.MaxDeliver)
+	}
+	return c, nil
+}
+
+// run takes references until fetch ends; their work runs under work,
+// which outlives fetch by the shutdown grace period.
+func (b *eventBus) run(fetch, work context.Context) {
+	for {
+		select {
+		case b.slots <- struct{}{}:
+		case <-fetch.Done():
+			return
+		}
+		release, err := b.pipe.queue.admit(fetch)
+		if err != nil {
+			<-b.slots
+			return
+		}
+		msg, err := b.next(fetch)
+		if msg == nil {
+			release()
+			<-b.slots
+			if fetch.Err() != nil {
+				return
+			}
+			if err != nil {
+				b.log.Warn("fetch references", "stream", b.cfg.Events.Stream, "err", err)
+				sleep(fetch, time.Second)
+			}
+			continue
+		}
+		b.inflight.Add(1)
+		go func() {
+			defer b.inflight.Done()
+			defer func() { <-b.slots }()
+			defer release()
+			b.handle(work, msg)
+		}()
+	}
+}
+
+// idlePoll is how long one fetch waits for a reference.
+const idlePoll = 5 * time.Second
+
+// next fetches one reference, or nil when none came within idlePoll.
+func (b *eventBus) next(ctx context.Context) (jetstream.Msg, error) {
+	fctx, cancel := context.WithTimeout(ctx, idlePoll)
+	defer cancel()
+	batch, err := b.cons.Fetch(1, jetstream.FetchContext(fctx))
+	if err != nil {
+		return nil, err
+	}
+	for msg := range batch.Messages() {
+		return msg, nil
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// handle works on one reference and settles it: ack after the result is
+// stored, nak with delay on a transient failure, term plus a failure event
+// on a permanent one.
+func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
+	var seq, deliveries uint64
+	if meta, err := msg.Metadata(); err == nil {
+		seq, deliveries = meta.Sequence.Stream, meta.NumDelivered
+	}
+	stop := b.keepAlive(work, msg)
+	defer stop()
+	req, err := decodeRequest(TaskGenerate, msg.Headers(), msg.Data(), limitsOf(b.cfg))
+	id := b.eventID(req.ID, msg, seq)
+	req.ID = id
+	if err == nil {
+		err = b.process(work, req)
+	}
+	if err == nil {
+		if b.onPublished != nil {
+			b.onPublished(id)
+		}
+		if err := msg.Ack(); err != nil {
+			b.log.Warn("ack reference (it will be redelivered; its result is de-duplicated)", "id", id, "err", err)
+		}
+		b.log.Info("reference done", "id", id, "subject", msg.Subject())
+		return
+	}
+	b.fail(work, msg, id, deliveries, err)
+}
+
+// process runs the pipeline and publishes the result.
+func (b *eventBus) process(work context.Context, req Request) error {
+	var images imageSource
+	if b.objects != nil {
+		images = b.objects
+	}
+	reply, err := b.pipe.Process(work, req, images)
+	if err != nil {
+		return err
+	}
+	data, err := b.objects.place(work, reply, b.maxPayload)
+	if err != nil {
+		return err
+	}
+	return b.publish(work, b.cfg.Events.ReadySubject+"."+req.ID, req.ID, data)
+}
+
+func (b *eventBus) publish(ctx context.Context, subject, msgID string, data []byte) error {
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	m.Header.Set(HeaderMsgID, msgID)
+	m.Header.Set("Content-Type", "application/json")
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("%w: publish %s: %v", ErrBusy, subject, err)
+	}
+	return nil
+}
+
+func (b *eventBus) fail(work context.Context, msg jetstream.Msg, id string, deliveries uint64, err error) {
+	code, desc := ErrorCode(err), Describe(err)
+	if work.Err() != nil {
+		// Shutting down past the grace period: leave it to redelivery.
+		_ = msg.Nak()
+		b.log.Info("reference left for redelivery (shutdown)", "id", id)
+		return
+	}
+	maxDeliver := b.cfg.Events.MaxDeliver
+	if !permanent(code) && (maxDeliver == -1 || deliveries < uint64(maxDeliver)) {
+		delay := time.Duration(b.cfg.Events.NakDelay)
+		_ = msg.NakWithDelay(delay)
+		b.log.Warn("reference failed; will retry", "id", id, "code", code, "err", desc, "delivery", deliveries, "retry_in", delay)
+		return
+	}
+	if !permanent(code) {
+		desc = fmt.Sprintf("gave up after %d deliveries: %s", deliveries, desc)
+	}
+	data, _ := marshalJSON(newReplyError(id, code, desc, deliveries))
+	if perr := b.publish(work, b.cfg.Events.FailedSubject+"."+id, id+".failed", data); perr != nil {
+		_ = msg.NakWithDelay(time.Duration(b.cfg.Events.NakDelay))
+		b.log.Error("publish failure event; will retry", "id", id, "err", perr)
+		return
+	}
+	_ = msg.TermWithReason(desc)
+	b.log.Warn("reference failed", "id", id, "code", code, "err", desc)
+}
+
+// keepAlive tells the server the reference is in progress every third of
+// the ack wait, so that long work is not redelivered to another instance.
+func (b *eventBus) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func()) {
+	every := time.Duration(b.cfg.Events.AckWait) / 3
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					b.log.Debug("in progress", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// eventID names a reference: its request id (JSON id or Paliprompt-Id),
+// else the subject's token after the stream's wildcard
+// (aiviz.reference.<id>), else its stream sequence. The id must stay the
+// same on every redelivery: results are de-duplicated by it.
+func (b *eventBus) eventID(reqID string, msg jetstream.Msg, seq uint64) string {
+	if reqID != "" {
+		return reqID
+	}
+	if h := strings.TrimSpace(msg.Headers().Get(HeaderID)); idRe.MatchString(h) {
+		return h
+	}
+	for _, s := range b.cfg.Events.Subjects {
+		prefix := strings.TrimRight(s, ">*")
+		if prefix == s || strings.ContainsAny(prefix, "*>") || !strings.HasPrefix(msg.Subject(), prefix) {
+			continue
+		}
+		tokens := strings.Split(msg.Subject()[len(prefix):], ".")
+		if last := tokens[len(tokens)-1]; idRe.MatchString(last) {
+			return last
+		}
+	}
+	return fmt.Sprintf("%s-%d", strings.ToLower(b.cfg.Events.Stream), seq)
+}

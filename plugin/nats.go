@@ -1,0 +1,164 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// startEmbedded starts the embedded NATS server with JetStream, its store
+// under the data dir, and waits until it accepts connections.
+func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+	e := cfg.NATS.Embedded
+	store := cfg.StoreDir()
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return nil, fmt.Errorf("create JetStream store %s: %w", store, err)
+	}
+	opts := &server.Options{
+		ServerName: "paliprompt-embedded",
+		Host:       e.Host,
+		Port:       e.Port,
+		MaxPayload: int32(e.MaxPayload),
+		JetStream:  true,
+		StoreDir:   store,
+		NoSigs:     true, // paliprompt handles SIGINT/SIGTERM itself
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	srv.SetLoggerV2(serverLogger{log.With("component", "nats-server")}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded NATS server did not start listening on %s:%d within 10s (port in use? set nats.embedded.port, or -1 for any free port)", e.Host, e.Port)
+	}
+	return srv, nil
+}
+
+// serverLogger passes the embedded server's log to slog: its notices are
+// start-up chatter (debug), its warnings and errors matter.
+type serverLogger struct{ log *slog.Logger }
+
+func (l serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Tracef(format string, v ...any)  {}
+
+// connectOptions builds the client options: authentication, TLS, and
+// reconnecting forever with exponential backoff, logging each disconnect
+// and reconnect.
+func connectOptions(cfg NATSConfig, log *slog.Logger) []nats.Option {
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(backoff(time.Duration(cfg.ReconnectWait), time.Duration(cfg.ReconnectMaxWait))),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err == nil { // a Close, not a lost connection
+				return
+			}
+			log.Warn("NATS disconnected; reconnecting", "server", nc.ConnectedUrlRedacted(), "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { log.Debug("NATS connection closed") }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Error("NATS async error", "subject", subject, "err", err)
+		}),
+	}
+	switch {
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	case cfg.Token != "":
+		opts = append(opts, nats.Token(cfg.Token))
+	case cfg.Creds != "":
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	if cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLSCA))
+	}
+	if cfg.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+	}
+	return opts
+}
+
+// backoff doubles the delay per attempt from first up to max, with up to
+// 20% jitter so that many instances do not reconnect in lockstep.
+func backoff(first, max time.Duration) func(attempts int) time.Duration {
+	return func(attempts int) time.Duration {
+		d := first
+		for i := 1; i < attempts && d < max; i++ {
+			d *= 2
+		}
+		d = min(d, max)
+		return d + time.Duration(rand.Int64N(int64(d)/5+1))
+	}
+}
+
+// connect connects to url, retrying with the same backoff until it works
+// or ctx ends: at start-up the server may not be up yet.
+func connect(ctx context.Context, url string, cfg NATSConfig, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts := connectOptions(cfg, log)
+	if cfg.NkeySeed != "" {
+		opt, err := nats.NkeyOptionFromSeed(cfg.NkeySeed)
+		if err != nil {
+			return nil, fmt.Errorf("%w: nats.nkey_seed %s: %v", ErrConfig, cfg.NkeySeed, err)
+		}
+		opts = append(opts, opt)
+	}
+	opts = append(opts, extra...)
+	delay := backoff(time.Duration(cfg.ReconnectWait), time.Duration(cfg.ReconnectMaxWait))
+	for attempt := 1; ; attempt++ {
+		nc, err := nats.Connect(url, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		if permanentConnectError(err) {
+			return nil, fmt.Errorf("connect to NATS %s: %w", redact(url), err)
+		}
+		wait := delay(attempt)
+		log.Warn("cannot connect to NATS; retrying", "url", redact(url), "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to NATS %s: %w (last error: %v)", redact(url), ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// permanentConnectError: errors no retry can fix (bad credentials files,
+// TLS set-up), as opposed to a server that is not up yet.
+func permanentConnectError(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"nats: authorization violation", "no such file", "tls:", "x509:", "nkey", "creds"} {
+		if strings.Contains(strings.ToLower(s), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// redact hides passwords in URLs for logs.
+func redact(url string) string {
+	if i := strings.Index(url, "@"); i > 0 {
+		if j := strings.Index(url, "://"); j >= 0 && j < i {
+			return url[:j+3] + "***" + url[i:]
+		}
+	}
+	return url
+}

@@ -1,0 +1,115 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"paliprompt/grounding"
+)
+
+// objectStores holds the two Object Store buckets: images too large for a
+// message (read by image_object) and masks too large for a reply.
+type objectStores struct {
+	cfg     ObjectsConfig
+	images  jetstream.ObjectStore
+	results jetstream.ObjectStore
+}
+
+// openObjectStores opens both buckets, creating them when absent.
+func openObjectStores(ctx context.Context, js jetstream.JetStream, cfg ObjectsConfig) (*objectStores, error) {
+	images, err := openBucket(ctx, js, jetstream.ObjectStoreConfig{
+		Bucket:      cfg.ImagesBucket,
+		Description: "paliprompt: reference images too large for one message (request field image_object)",
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	results, err := openBucket(ctx, js, jetstream.ObjectStoreConfig{
+		Bucket:      cfg.ResultsBucket,
+		Description: "paliprompt: masks and previews too large to inline in a reply",
+		TTL:         time.Duration(cfg.ResultsTTL),
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &objectStores{cfg: cfg, images: images, results: results}, nil
+}
+
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	store, err := js.ObjectStore(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		store, err = js.CreateObjectStore(ctx, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open object store bucket %s: %w", cfg.Bucket, err)
+	}
+	return store, nil
+}
+
+// fetchImage reads an image from the images bucket, checking its size from
+// the object's info before reading it.
+func (o *objectStores) fetchImage(ctx context.Context, name string, max int64) ([]byte, error) {
+	info, err := o.images.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("%w: image_object %q not found in bucket %s", ErrBadRequest, name, o.cfg.ImagesBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: read image_object %q from bucket %s: %v", grounding.ErrUnavailable, name, o.cfg.ImagesBucket, err)
+	}
+	if int64(info.Size) > max {
+		return nil, fmt.Errorf("%w: image_object %q is %d bytes, limit is %d (limits.max_image_bytes)", ErrTooLarge, name, info.Size, max)
+	}
+	data, err := o.images.GetBytes(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read image_object %q from bucket %s: %v", grounding.ErrUnavailable, name, o.cfg.ImagesBucket, err)
+	}
+	return data, nil
+}
+
+// place decides where each PNG of a reply goes: inline when small, else
+// into the results bucket. When the encoded reply is still over
+// maxPayload, every PNG moves to the bucket. It returns the encoded reply.
+func (o *objectStores) place(ctx context.Context, r *Reply, maxPayload int) ([]byte, error) {
+	if o != nil {
+		for _, b := range r.blobs() {
+			if int64(len(b.PNG)) > int64(o.cfg.InlineMaskBytes) {
+				if err := o.store(ctx, r.ID, b); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	data, err := r.encode()
+	if err != nil || len(data) <= maxPayload {
+		return data, err
+	}
+	if o != nil {
+		for _, b := range r.blobs() {
+			if b.PNG != nil {
+				if err := o.store(ctx, r.ID, b); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if data, err = r.encode(); err != nil || len(data) <= maxPayload {
+			return data, err
+		}
+	}
+	return nil, fmt.Errorf("reply is %d bytes, over the max payload of %d bytes even with its PNGs in the object store", len(data), maxPayload)
+}
+
+// store moves one blob into the results bucket.
+func (o *objectStores) store(ctx context.Context, id string, b *Blob) error {
+	name := id + "/" + b.name + ".png"
+	if _, err := o.results.PutBytes(ctx, name, b.PNG); err != nil {
+		return fmt.Errorf("store %s in bucket %s: %w", name, o.cfg.ResultsBucket, err)
+	}
+	b.PNG, b.Bucket, b.Object = nil, o.cfg.ResultsBucket, name
+	return nil
+}

@@ -1,0 +1,167 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"time"
+
+	"paliprompt/grounding"
+)
+
+// Pipeline is the one path every request takes, whether it comes from the
+// micro service, the event bus or `paliprompt run`: load and decode the
+// image, ground it (through the queue), then build the reply.
+type Pipeline struct {
+	cfg   Config
+	model grounding.Grounder // nil when no model is configured
+	text  grounding.Grounder
+	queue *queue
+	log   *slog.Logger
+}
+
+// imageSource fetches images named by image_object.
+type imageSource interface {
+	fetchImage(ctx context.Context, name string, max int64) ([]byte, error)
+}
+
+// newPipeline assembles a pipeline. model may be nil (text grounder only).
+func newPipeline(cfg Config, model, text grounding.Grounder, log *slog.Logger) *Pipeline {
+	return &Pipeline{cfg: cfg, model: model, text: text, queue: newQueue(cfg.Queue.Size), log: log}
+}
+
+// Process runs one request through every stage and returns its reply.
+// Errors wrap the sentinels that ErrorCode maps to reply codes.
+func (p *Pipeline) Process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
+	timeout := time.Duration(p.cfg.Queue.Timeout)
+	if req.Timeout > 0 {
+		timeout = req.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	reply, err := p.process(ctx, req, images)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("deadline of %s exceeded %w", timeout, err)
+	}
+	return reply, err
+}
+
+func (p *Pipeline) process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
+	start := time.Now()
+	img, format, err := p.loadImage(ctx, req, images)
+	if err != nil {
+		return nil, err
+	}
+	grounder, err := p.grounderFor(req)
+	if err != nil {
+		return nil, err
+	}
+	decoded := time.Now()
+	var res grounding.Result
+	var grounded time.Time
+	queued := time.Now()
+	err = p.queue.run(ctx, func() error {
+		queued = time.Now()
+		res, err = grounder.Ground(ctx, groundingRequest(req, img))
+		grounded = time.Now()
+		if ctx.Err() != nil {
+			return fmt.Errorf("while grounding: %w", ctx.Err())
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	reply, err := newReply(req.ID, req.Task, format, res)
+	if err != nil {
+		return nil, err
+	}
+	reply.addTiming("decode", decoded.Sub(start))
+	reply.addTiming("queue", queued.Sub(decoded))
+	reply.addTiming("ground", grounded.Sub(queued))
+	reply.addTiming("total", time.Since(start))
+	return reply, nil
+}
+
+// grounderFor picks the grounder: the text grounder when the request
+// carries PaliGemma output text (and for layout), else the model.
+func (p *Pipeline) grounderFor(req Request) (grounding.Grounder, error) {
+	if req.Task == TaskLayout || req.HasOutputs() {
+		return p.text, nil
+	}
+	if p.model == nil {
+		return nil, fmt.Errorf("%w: no model is loaded (model.dir is empty): send the image as JSON with PaliGemma output text (caption, detect, segment), or use %s.layout",
+			grounding.ErrUnavailable, p.cfg.Service.SubjectPrefix)
+	}
+	return p.model, nil
+}
+
+// loadImage fetches (for image_object) and decodes the request's image;
+// layout requests have none.
+func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSource) (image.Image, string, error) {
+	if req.Task == TaskLayout {
+		return nil, "", nil
+	}
+	data := req.Image
+	if req.ImageObject != "" {
+		if images == nil {
+			return nil, "", fmt.Errorf("%w: image_object needs the JetStream object store, which is not available here", grounding.ErrUnavailable)
+		}
+		var err error
+		if data, err = images.fetchImage(ctx, req.ImageObject, int64(p.cfg.Limits.MaxImageBytes)); err != nil {
+			return nil, "", err
+		}
+	}
+	img, format, err := grounding.DecodeImage(data, grounding.DecodeOptions{
+		MaxPixels: p.cfg.MaxPixels(),
+		ApplyEXIF: p.cfg.Model.ApplyEXIF,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("decode image: %w", err)
+	}
+	return img, format, nil
+}
+
+// groundingRequest asks the grounder for the passes of the task. A text
+// request's outputs are cut to the task too, so that /caption returns a
+// caption and nothing else whatever the JSON carried.
+func groundingRequest(req Request, img image.Image) grounding.Request {
+	g := grounding.Request{Image: img, Width: req.Width, Height: req.Height, Lang: req.Lang, Objects: req.Objects}
+	out := req.Outputs
+	switch req.Task {
+	case TaskCaption:
+		g.Caption, g.Outputs = true, grounding.Outputs{Caption: out.Caption}
+	case TaskDetect:
+		g.Detect, g.Outputs = true, grounding.Outputs{Detect: out.Detect}
+	case TaskSegment:
+		g.Segment, g.Outputs = true, grounding.Outputs{Segment: out.Segment}
+	default:
+		g.Caption, g.Detect, g.Segment, g.Outputs = true, true, true, out
+	}
+	return g
+}
+
+// PipelineStats describes the grounders and the queue for the service stats.
+type PipelineStats struct {
+	QueueStats
+	Grounder    string `json:"grounder"`
+	ModelStatus string `json:"model_status"`
+	Provider    string `json:"execution_provider"`
+	ModelDir    string `json:"model_dir,omitempty"`
+}
+
+// Stats reports the queue and the grounder in use.
+func (p *Pipeline) Stats() PipelineStats {
+	s := PipelineStats{QueueStats: p.queue.stats(), Grounder: "text", ModelStatus: "no model configured (text grounder only)", Provider: "none"}
+	if p.model == nil {
+		return s
+	}
+	s.Grounder, s.ModelStatus = "model", "ready"
+	if d, ok := p.model.(grounding.Describer); ok {
+		info := d.Describe()
+		s.Grounder, s.ModelStatus, s.Provider, s.ModelDir = info.Kind, info.Status, info.Provider, info.ModelDir
+	}
+	return s
+}

@@ -1,0 +1,264 @@
+// Package plugin is paliprompt's NATS side: configuration, the embedded
+// NATS server, the micro service `paliprompt`, the JetStream event bus,
+// the request and reply schema, limits and scheduling.
+//
+// Every request, whatever its way in (micro endpoint, event bus, `paliprompt
+// run`), goes through one Pipeline: decode the request, load and decode the
+// image, ground it through the one bounded queue in front of the grounder,
+// and build the reply. The plugin holds no model math and no prompt logic:
+// it calls a grounding.Grounder whose constructor it is given (Deps), so
+// tests run it with the text grounder.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"paliprompt/grounding"
+)
+
+// Deps are what the plugin is given rather than builds itself.
+type Deps struct {
+	// NewModel builds the model grounder from the [model] table; it is
+	// called only when model.dir is set.
+	NewModel func(cfg grounding.ModelConfig) (grounding.Grounder, error)
+	// LoadMasks loads the segmentation mask decoder (vae-oid.npz) that
+	// the text grounder uses; nil: segment text is answered with 503.
+	LoadMasks func(path string) (grounding.MaskDecoder, error)
+	// Version is the service version (semver), shown by nats micro info.
+	Version string
+	// Log receives the plugin's logs; nil: slog.Default().
+	Log *slog.Logger
+	// Out receives the lines meant for the person at the terminal (the
+	// NATS URL to use with the nats CLI); nil: discarded.
+	Out io.Writer
+}
+
+// Plugin is one paliprompt instance.
+type Plugin struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	pipe *Pipeline
+
+	ready chan struct{}
+	mu    sync.Mutex
+	url   string
+	nc    *nats.Conn
+	// cancelWork ends in-flight work at once (the end of the grace
+	// period, or an abrupt stop).
+	cancelWork context.CancelFunc
+	// onPublished, when set, is called after a result event is stored and
+	// before the reference is acked: tests stop the plugin there.
+	onPublished func(id string)
+}
+
+// New builds a plugin: the grounders and the pipeline. It connects to
+// nothing; Serve does.
+func New(cfg Config, deps Deps) (*Plugin, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Out == nil {
+		deps.Out = io.Discard
+	}
+	if deps.Version == "" {
+		deps.Version = "0.0.0-dev"
+	}
+	model, text, err := buildGrounders(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	return &Plugin{
+		cfg: cfg, deps: deps, log: deps.Log,
+		pipe:  newPipeline(cfg, model, text, deps.Log),
+		ready: make(chan struct{}),
+	}, nil
+}
+
+// buildGrounders makes the model grounder (when model.dir is set) and the
+// text grounder (always).
+func buildGrounders(cfg Config, deps Deps) (model, text grounding.Grounder, err error) {
+	if cfg.Model.Dir != "" {
+		if deps.NewModel == nil {
+			return nil, nil, fmt.Errorf("%w: model.dir is %s, but this build has no model grounder", grounding.ErrUnavailable, cfg.Model.Dir)
+		}
+		if model, err = deps.NewModel(cfg.Model); err != nil {
+			return nil, nil, fmt.Errorf("load model %s: %w", cfg.Model.Dir, err)
+		}
+	}
+	textCfg := grounding.TextConfig{MaskDecoderPath: maskDecoderPath(cfg.Model)}
+	if textCfg.MaskDecoderPath != "" && deps.LoadMasks != nil {
+		_, statErr := os.Stat(textCfg.MaskDecoderPath)
+		switch {
+		case statErr == nil:
+			if textCfg.Masks, err = deps.LoadMasks(textCfg.MaskDecoderPath); err != nil {
+				return nil, nil, fmt.Errorf("load mask decoder %s: %w", textCfg.MaskDecoderPath, err)
+			}
+		case cfg.Model.MaskDecoder != "":
+			return nil, nil, fmt.Errorf("%w: model.mask_decoder %s: %v", grounding.ErrUnavailable, cfg.Model.MaskDecoder, statErr)
+		}
+	}
+	return model, grounding.NewTextGrounder(textCfg), nil
+}
+
+// maskDecoderPath is model.mask_decoder, else <model.dir>/vae-oid.npz.
+func maskDecoderPath(m grounding.ModelConfig) string {
+	if m.MaskDecoder != "" {
+		return m.MaskDecoder
+	}
+	if m.Dir != "" {
+		return filepath.Join(m.Dir, "vae-oid.npz")
+	}
+	return ""
+}
+
+// Pipeline returns the plugin's pipeline (for `paliprompt run`).
+func (p *Plugin) Pipeline() *Pipeline { return p.pipe }
+
+// Ready is closed once Serve is connected and taking requests.
+func (p *Plugin) Ready() <-chan struct{} { return p.ready }
+
+// URL is the NATS URL in use, once Ready.
+func (p *Plugin) URL() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.url
+}
+
+// Serve runs the plugin until ctx ends: it starts the embedded NATS server
+// (when nats.url is empty) or connects to the configured one, then serves
+// the micro service and the event bus. When ctx ends it stops taking work,
+// lets in-flight work finish within queue.shutdown_grace and leaves the
+// rest to redelivery.
+func (p *Plugin) Serve(ctx context.Context) error {
+	url := p.cfg.NATS.URL
+	var extra []nats.Option
+	if url == "" {
+		srv, err := startEmbedded(p.cfg, p.log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		}()
+		url = srv.ClientURL()
+		p.announce(srv)
+		extra = append(extra, nats.InProcessServer(srv))
+	}
+	nc, err := connect(ctx, url, p.cfg.NATS, p.log, extra...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	p.mu.Lock()
+	p.url, p.nc, p.cancelWork = url, nc, cancelWork
+	p.mu.Unlock()
+
+	svc, bus, err := p.start(ctx, work, nc)
+	if err != nil {
+		return err
+	}
+	close(p.ready)
+	p.log.Info("paliprompt ready", "nats", redact(url), "service", p.cfg.Service.Name, "version", p.deps.Version,
+		"endpoints", p.cfg.Service.SubjectPrefix+".{generate,caption,detect,segment,layout}",
+		"events", p.cfg.Events.Enabled, "grounder", p.pipe.Stats().Grounder)
+
+	fetch, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	var busDone sync.WaitGroup
+	if bus != nil {
+		busDone.Go(func() { bus.run(fetch, work) })
+	}
+	<-ctx.Done()
+	p.shutdown(svc, bus, &busDone, cancelWork, nc)
+	return nil
+}
+
+// announce prints the URL to use with the nats CLI.
+func (p *Plugin) announce(srv *server.Server) {
+	url := srv.ClientURL()
+	fmt.Fprintf(p.deps.Out, "embedded NATS server with JetStream at %s (store: %s)\n", url, p.cfg.StoreDir())
+	fmt.Fprintf(p.deps.Out, "nats CLI: nats --server %s micro info %s\n", url, p.cfg.Service.Name)
+}
+
+// start opens the object store, the micro service and the event bus.
+func (p *Plugin) start(ctx, work context.Context, nc *nats.Conn) (*service, *eventBus, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("JetStream: %w", err)
+	}
+	objects, err := openObjectStores(ctx, js, p.cfg.Objects)
+	if err != nil {
+		if p.cfg.Events.Enabled {
+			return nil, nil, fmt.Errorf("%w (the event bus needs JetStream: enable it on the server, or set events.enabled = false)", err)
+		}
+		p.log.Warn("no object store: image_object requests will fail and large masks cannot be stored", "err", err)
+		objects = nil
+	}
+	svc, err := startService(work, p.cfg, p.deps.Version, nc, p.pipe, objects, p.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !p.cfg.Events.Enabled {
+		return svc, nil, nil
+	}
+	bus, err := setupEventBus(ctx, js, p.cfg, p.pipe, objects, int(nc.MaxPayload()), p.log)
+	if err != nil {
+		_ = svc.stop()
+		return nil, nil, err
+	}
+	bus.onPublished = p.onPublished
+	return svc, bus, nil
+}
+
+// shutdown stops taking work, waits for in-flight work up to the grace
+// period, then cuts it off (those references are nak'ed for redelivery).
+func (p *Plugin) shutdown(svc *service, bus *eventBus, busDone *sync.WaitGroup, cancelWork context.CancelFunc, nc *nats.Conn) {
+	p.log.Info("shutting down: no new work; finishing in-flight work", "grace", p.cfg.Queue.ShutdownGrace)
+	if err := svc.stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		p.log.Warn("stop micro service", "err", err)
+	}
+	busDone.Wait()
+	done := make(chan struct{})
+	go func() {
+		svc.inflight.Wait()
+		if bus != nil {
+			bus.inflight.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Duration(p.cfg.Queue.ShutdownGrace)):
+		p.log.Warn("grace period over: cutting in-flight work off; it will be redelivered")
+		cancelWork()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			p.log.Error("in-flight work did not stop within 5s of being cancelled")
+		}
+	}
+	if err := nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		p.log.Warn("flush NATS connection", "err", err)
+	}
+	p.log.Info("stopped")
+}

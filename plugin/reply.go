@@ -1,0 +1,226 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"math"
+	"time"
+
+	"paliprompt/grounding"
+)
+
+// Schema names the reply format; it changes when a field changes meaning.
+const Schema = "paliprompt.v1"
+
+// Reply is the JSON answer to a request and the payload of a result event.
+// Field order is the order in the JSON: what the grounder found first, then
+// what the later stages made of it.
+type Reply struct {
+	Schema  string            `json:"schema"`
+	ID      string            `json:"id"`
+	Task    Task              `json:"task"`
+	Image   ImageInfo         `json:"image"`
+	Caption string            `json:"caption"`
+	Objects []ReplyObject     `json:"objects"`
+	Answers []ReplyAnswer     `json:"answers,omitempty"`
+	Skipped []ReplySkipped    `json:"skipped"`
+	Outputs grounding.Outputs `json:"outputs"`
+	Timings []ReplyTiming     `json:"timings"`
+	// Layout, SDXL and Preview are filled by the layouts and sdxl stages.
+	Layout  any   `json:"layout,omitempty"`
+	SDXL    any   `json:"sdxl,omitempty"`
+	Preview *Blob `json:"preview,omitempty"`
+}
+
+// ImageInfo describes the original image. Format is empty for layout
+// requests, which carry no image.
+type ImageInfo struct {
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Format string `json:"format,omitempty"`
+}
+
+// ReplyObject is one grounded object. Boxes are [x0, y0, x1, y1]: x first,
+// in pixels of the original image (Box) and as fractions of its size
+// (BoxNorm), decoded from PaliGemma's location bins as v/1023.
+type ReplyObject struct {
+	Label   string     `json:"label"`
+	Box     [4]float64 `json:"box"`
+	BoxNorm [4]float64 `json:"box_norm"`
+	// Source is the task that found the object: "detect" or "segment".
+	Source string     `json:"source"`
+	Mask   *ReplyMask `json:"mask,omitempty"`
+}
+
+// ReplyMask is a segmentation mask. Its PNGs cover Rect only (pixels of the
+// original image, [x0, y0, x1, y1), x1 and y1 exclusive); outside Rect the
+// mask is empty.
+type ReplyMask struct {
+	Rect [4]int `json:"rect"`
+	// Area is the number of pixels in the binary mask.
+	Area int `json:"area"`
+	// Binary is 255 inside the mask and 0 outside (decoder value > 0).
+	Binary *Blob `json:"binary"`
+	// Soft is the soft mask, clip(value*0.5+0.5, 0, 1) as 0..255 grey.
+	Soft *Blob `json:"soft"`
+}
+
+// Blob is a PNG in a reply: inline as base64, or, when large, stored in
+// the results bucket (Object names it), or written beside the result JSON
+// by `paliprompt run` (File names it).
+type Blob struct {
+	PNG    []byte `json:"png,omitempty"`
+	Bucket string `json:"bucket,omitempty"`
+	Object string `json:"object,omitempty"`
+	File   string `json:"file,omitempty"`
+	Bytes  int    `json:"bytes"`
+	// name is the blob's name inside the reply, used for objects and files.
+	name string
+}
+
+// ReplyAnswer is the output of a free-form prefix.
+type ReplyAnswer struct {
+	Prefix string `json:"prefix"`
+	Text   string `json:"text"`
+}
+
+// ReplySkipped is an output fragment that could not be parsed.
+type ReplySkipped struct {
+	Task     string `json:"task"`
+	Fragment string `json:"fragment"`
+	Reason   string `json:"reason"`
+}
+
+// ReplyTiming is the wall time of one stage in milliseconds.
+type ReplyTiming struct {
+	Stage string  `json:"stage"`
+	MS    float64 `json:"ms"`
+}
+
+// ReplyError is the payload of a failure event.
+type ReplyError struct {
+	Schema string `json:"schema"`
+	ID     string `json:"id"`
+	Error  struct {
+		Code        int    `json:"code"`
+		Description string `json:"description"`
+	} `json:"error"`
+	// Deliveries is how often the reference was tried.
+	Deliveries uint64 `json:"deliveries,omitempty"`
+}
+
+func newReplyError(id string, code int, desc string, deliveries uint64) ReplyError {
+	r := ReplyError{Schema: Schema, ID: id, Deliveries: deliveries}
+	r.Error.Code, r.Error.Description = code, desc
+	return r
+}
+
+// newReply turns a grounding result into the reply's grounding fields.
+func newReply(id string, task Task, format string, res grounding.Result) (*Reply, error) {
+	r := &Reply{
+		Schema:  Schema,
+		ID:      id,
+		Task:    task,
+		Image:   ImageInfo{Width: res.Width, Height: res.Height, Format: format},
+		Caption: res.Caption,
+		Objects: []ReplyObject{},
+		Skipped: []ReplySkipped{},
+		Outputs: res.Outputs,
+		Timings: []ReplyTiming{},
+	}
+	for i, o := range res.Objects {
+		obj := ReplyObject{Label: o.Label, Box: boxArray(o.Box), BoxNorm: boxArray(o.BoxNorm), Source: o.Source}
+		if o.Mask != nil {
+			m, err := replyMask(o.Mask, fmt.Sprintf("object-%d", i))
+			if err != nil {
+				return nil, fmt.Errorf("encode mask of %q: %w", o.Label, err)
+			}
+			obj.Mask = m
+		}
+		r.Objects = append(r.Objects, obj)
+	}
+	for _, a := range res.Answers {
+		r.Answers = append(r.Answers, ReplyAnswer{Prefix: a.Prefix, Text: a.Text})
+	}
+	for _, s := range res.Skipped {
+		r.Skipped = append(r.Skipped, ReplySkipped{Task: s.Task, Fragment: s.Fragment, Reason: s.Reason})
+	}
+	for _, t := range res.Timings {
+		r.addTiming(t.Stage, t.Duration)
+	}
+	return r, nil
+}
+
+func boxArray(b grounding.Box) [4]float64 {
+	return [4]float64{round6(b.X0), round6(b.Y0), round6(b.X1), round6(b.Y1)}
+}
+
+// round6 keeps six decimals: far below a pixel, and stable JSON.
+func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+func replyMask(m *grounding.Mask, name string) (*ReplyMask, error) {
+	binary, err := pngBlob(m.Binary(), name+"-binary")
+	if err != nil {
+		return nil, err
+	}
+	soft, err := pngBlob(m.Gray(), name+"-soft")
+	if err != nil {
+		return nil, err
+	}
+	r := m.Rect
+	return &ReplyMask{Rect: [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}, Area: m.Area(), Binary: binary, Soft: soft}, nil
+}
+
+// pngBlob encodes an image as a PNG blob, compressed for size: masks are
+// mostly flat.
+func pngBlob(img image.Image, name string) (*Blob, error) {
+	var buf bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	if err := enc.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return &Blob{PNG: buf.Bytes(), Bytes: buf.Len(), name: name}, nil
+}
+
+func (r *Reply) addTiming(stage string, d time.Duration) {
+	r.Timings = append(r.Timings, ReplyTiming{Stage: stage, MS: math.Round(float64(d)/1e3) / 1e3})
+}
+
+// blobs lists every PNG in the reply, for placing them inline, in the
+// object store or in files.
+func (r *Reply) blobs() []*Blob {
+	var out []*Blob
+	for _, o := range r.Objects {
+		if o.Mask != nil {
+			out = append(out, o.Mask.Binary, o.Mask.Soft)
+		}
+	}
+	if r.Preview != nil {
+		out = append(out, r.Preview)
+	}
+	return out
+}
+
+// encode marshals the reply.
+func (r *Reply) encode() ([]byte, error) {
+	data, err := marshalJSON(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode reply: %w", err)
+	}
+	return data, nil
+}
+
+// marshalJSON is json.Marshal without HTML escaping: PaliGemma's
+// <loc0123> tokens stay readable (and a third shorter).
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -1,0 +1,154 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
+)
+
+// service is the micro service: one endpoint per task. Handlers admit a
+// request into the queue at once (503 when full) and answer it from a
+// goroutine, so one slow request never holds up the next one's refusal.
+type service struct {
+	cfg     Config
+	version string
+	nc      *nats.Conn
+	pipe    *Pipeline
+	objects *objectStores // nil without JetStream
+	log     *slog.Logger
+	svc     micro.Service
+	// work is the context of in-flight requests; it ends when the grace
+	// period after a shutdown is over.
+	work     context.Context
+	inflight sync.WaitGroup
+	counts   map[Task]*endpointCounts
+}
+
+// endpointCounts are an endpoint's own counters: micro's counters only see
+// the handler, which returns before the reply is sent.
+type endpointCounts struct {
+	requests, errors atomic.Int64
+	lastError        atomic.Value // string
+}
+
+// EndpointStats is the data of one endpoint in `nats micro stats`.
+type EndpointStats struct {
+	PipelineStats
+	Requests  int64  `json:"requests"`
+	Errors    int64  `json:"errors"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+func startService(work context.Context, cfg Config, version string, nc *nats.Conn, pipe *Pipeline, objects *objectStores, log *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work, counts: map[Task]*endpointCounts{}}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:         cfg.Service.Name,
+		Version:      version,
+		Description:  cfg.Service.Description,
+		QueueGroup:   cfg.Service.QueueGroup,
+		Metadata:     map[string]string{"grounder": pipe.Stats().Grounder},
+		StatsHandler: s.stats,
+		ErrorHandler: func(_ micro.Service, err *micro.NATSError) {
+			log.Error("micro service error", "subject", err.Subject, "err", err.Description)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add micro service %s: %w", cfg.Service.Name, err)
+	}
+	group := svc.AddGroup(cfg.Service.SubjectPrefix)
+	for _, task := range Tasks {
+		s.counts[task] = &endpointCounts{}
+		if err := group.AddEndpoint(string(task), s.handler(task), micro.WithEndpointMetadata(map[string]string{"task": string(task)})); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("add endpoint %s.%s: %w", cfg.Service.SubjectPrefix, task, err)
+		}
+	}
+	s.svc = svc
+	return s, nil
+}
+
+func (s *service) stats(e *micro.Endpoint) any {
+	st := EndpointStats{PipelineStats: s.pipe.Stats()}
+	if c, ok := s.counts[Task(e.Name)]; ok {
+		st.Requests, st.Errors = c.requests.Load(), c.errors.Load()
+		st.LastError, _ = c.lastError.Load().(string)
+	}
+	return st
+}
+
+// handler admits a request and answers it in its own goroutine.
+func (s *service) handler(task Task) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		counts := s.counts[task]
+		counts.requests.Add(1)
+		release, err := s.pipe.queue.tryAdmit()
+		if err != nil {
+			s.replyError(r, counts, "", err)
+			return
+		}
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			defer release()
+			s.serve(task, r, counts)
+		}()
+	})
+}
+
+func (s *service) serve(task Task, r micro.Request, counts *endpointCounts) {
+	req, err := decodeRequest(task, nats.Header(r.Headers()), r.Data(), limitsOf(s.cfg))
+	if err != nil {
+		s.replyError(r, counts, "", err)
+		return
+	}
+	if req.ID == "" {
+		req.ID = nuid.Next()
+	}
+	var images imageSource
+	if s.objects != nil {
+		images = s.objects
+	}
+	reply, err := s.pipe.Process(s.work, req, images)
+	if err != nil {
+		s.replyError(r, counts, req.ID, err)
+		return
+	}
+	data, err := s.objects.place(s.work, reply, int(s.nc.MaxPayload()))
+	if err != nil {
+		s.replyError(r, counts, req.ID, err)
+		return
+	}
+	if err := r.Respond(data, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}, HeaderID: {req.ID}})); err != nil {
+		s.log.Error("send reply", "id", req.ID, "task", task, "err", err)
+	}
+}
+
+// replyError answers with the micro error headers: the code and a
+// description that names the problem.
+func (s *service) replyError(r micro.Request, counts *endpointCounts, id string, err error) {
+	code, desc := ErrorCode(err), Describe(err)
+	counts.errors.Add(1)
+	counts.lastError.Store(desc)
+	level := slog.LevelInfo
+	if code >= 500 {
+		level = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "request failed", "subject", r.Subject(), "id", id, "code", code, "err", desc)
+	body, _ := marshalJSON(newReplyError(id, code, desc, 0))
+	if err := r.Error(strconv.Itoa(code), desc, body, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}})); err != nil {
+		s.log.Error("send error reply", "id", id, "err", err)
+	}
+}
+
+// stop stops taking requests: the endpoints' subscriptions are drained, so
+// requests already delivered are still answered.
+func (s *service) stop() error {
+	return s.svc.Stop()
+}

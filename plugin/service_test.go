@@ -1,0 +1,327 @@
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+func seg16(start int) string {
+	var b strings.Builder
+	for i := range 16 {
+		fmt.Fprintf(&b, "<seg%03d>", (start+i)%128)
+	}
+	return b.String()
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-5 }
+
+func TestLayoutRequestReply(t *testing.T) {
+	srv := startServer(t, 0)
+	startPlugin(t, testConfig(t, srv.ClientURL()), Deps{})
+	nc := connectClient(t, srv.ClientURL())
+
+	body := jsonBody(t, map[string]any{
+		"id": "layout-1", "width": 640, "height": 480,
+		"caption": "a shoe and a ball",
+		"detect":  "<loc0051><loc0309><loc0708><loc0646> shoe ; <loc0012> broken",
+		"segment": "<loc0100><loc0200><loc0300><loc0400>" + seg16(5) + " ball",
+	})
+	r := decodeReply(t, request(t, nc, "paliprompt.v1.layout", nil, body))
+
+	if r.Schema != Schema || r.ID != "layout-1" || r.Task != TaskLayout {
+		t.Errorf("schema/id/task = %q %q %q", r.Schema, r.ID, r.Task)
+	}
+	if r.Image.Width != 640 || r.Image.Height != 480 || r.Image.Format != "" {
+		t.Errorf("image = %+v", r.Image)
+	}
+	if r.Caption != "a shoe and a ball" {
+		t.Errorf("caption = %q", r.Caption)
+	}
+	if len(r.Objects) != 2 {
+		t.Fatalf("objects = %+v", r.Objects)
+	}
+	shoe := r.Objects[0]
+	// Tokens are y first; the JSON box is x first, bins decoded as v/1023.
+	want := [4]float64{309.0 / 1023 * 640, 51.0 / 1023 * 480, 646.0 / 1023 * 640, 708.0 / 1023 * 480}
+	for i := range want {
+		if !near(shoe.Box[i], want[i]) {
+			t.Errorf("shoe box = %v, want %v", shoe.Box, want)
+			break
+		}
+	}
+	if !near(shoe.BoxNorm[0], 309.0/1023) || !near(shoe.BoxNorm[1], 51.0/1023) || shoe.Source != "detect" || shoe.Mask != nil {
+		t.Errorf("shoe = %+v", shoe)
+	}
+	ball := r.Objects[1]
+	if ball.Label != "ball" || ball.Source != "segment" || ball.Mask == nil || ball.Mask.Area == 0 ||
+		len(ball.Mask.Binary.PNG) == 0 || len(ball.Mask.Soft.PNG) == 0 {
+		t.Errorf("ball = %+v", ball)
+	}
+	if len(r.Skipped) != 1 || r.Skipped[0].Reason != "found 1 of 4 location tokens" {
+		t.Errorf("skipped = %+v", r.Skipped)
+	}
+}
+
+func TestGenerateWithText(t *testing.T) {
+	srv := startServer(t, 0)
+	startPlugin(t, testConfig(t, srv.ClientURL()), Deps{})
+	nc := connectClient(t, srv.ClientURL())
+
+	body := jsonBody(t, map[string]any{
+		"image_b64": b64(scenePNG(t, 320, 240)),
+		"caption":   "a red square",
+		"detect":    "<loc0256><loc0256><loc0511><loc0511> red square",
+	})
+	m := request(t, nc, "paliprompt.v1.generate", jsonHeader, body)
+	r := decodeReply(t, m)
+	if r.ID == "" || m.Header.Get(HeaderID) != r.ID {
+		t.Errorf("id %q, header %q", r.ID, m.Header.Get(HeaderID))
+	}
+	if r.Image != (ImageInfo{Width: 320, Height: 240, Format: "png"}) || r.Caption != "a red square" || len(r.Objects) != 1 {
+		t.Errorf("reply = %+v", r)
+	}
+	if got := r.Objects[0].Box; !near(got[0], 256.0/1023*320) || !near(got[3], 511.0/1023*240) {
+		t.Errorf("box = %v", got)
+	}
+	stages := map[string]bool{}
+	for _, tm := range r.Timings {
+		stages[tm.Stage] = true
+	}
+	for _, s := range []string{"decode", "queue", "ground", "total"} {
+		if !stages[s] {
+			t.Errorf("timings %+v lack %s", r.Timings, s)
+		}
+	}
+
+	// The caption endpoint returns the caption only, whatever the JSON carried.
+	r = decodeReply(t, request(t, nc, "paliprompt.v1.caption", jsonHeader, body))
+	if r.Caption != "a red square" || len(r.Objects) != 0 || r.Outputs.Detect != "" {
+		t.Errorf("caption reply = %+v", r)
+	}
+}
+
+func TestErrorCodes(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Limits.MaxImageBytes = 16 << 10
+	startPlugin(t, cfg, Deps{})
+	nc := connectClient(t, srv.ClientURL())
+	big := make([]byte, 20<<10)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	tests := []struct {
+		name     string
+		subject  string
+		header   nats.Header
+		body     []byte
+		code     int
+		contains string
+	}{
+		{"malformed JSON", "generate", jsonHeader, []byte(`{"id": "x", "image_b64": `), 400, "malformed JSON request"},
+		{"unknown JSON field", "layout", nil, []byte(`{"width": 10, "height": 10, "captoin": "x"}`), 400, `unknown field "captoin"`},
+		{"oversize body", "generate", nil, big, 413, "image is 20480 bytes, limit is 16384"},
+		{"text file", "generate", nil, []byte("just some notes, not an image\n"), 415, "text"},
+		{"truncated JPEG", "generate", nil, truncatedJPEG(t), 422, "jpeg"},
+		{"PNG header claiming 30000x30000", "generate", nil, hugePNGHeader(30000, 30000), 422, "image is 30000x30000 = 900 Mpx, limit is 50 Mpx"},
+		{"unknown object name", "generate", jsonHeader, []byte(`{"image_object": "no-such-image.png"}`), 400, `image_object "no-such-image.png" not found in bucket paliprompt-images`},
+		{"missing image", "generate", jsonHeader, []byte(`{"objects": ["cat"], "detect": "<loc0001><loc0002><loc0003><loc0004> cat"}`), 400, "missing image"},
+		{"empty body", "detect", nil, nil, 400, "empty request"},
+		{"bad id", "layout", nil, []byte(`{"id": "a.b", "width": 10, "height": 10}`), 400, `id "a.b" is not allowed`},
+		{"layout too large", "layout", nil, []byte(`{"width": 30000, "height": 30000}`), 422, "30000x30000 = 900 Mpx, limit is 50 Mpx"},
+		{"no model", "generate", nil, scenePNG(t, 32, 32), 503, "no model is loaded"},
+		{"bad timeout", "generate", nats.Header{HeaderTimeout: {"soon"}}, scenePNG(t, 32, 32), 400, `Paliprompt-Timeout header "soon"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := request(t, nc, "paliprompt.v1."+tt.subject, tt.header, tt.body)
+			code, desc := errorOf(m)
+			if code != tt.code || !strings.Contains(desc, tt.contains) {
+				t.Errorf("got %d %q, want %d containing %q", code, desc, tt.code, tt.contains)
+			}
+			var body ReplyError
+			if err := json.Unmarshal(m.Data, &body); err != nil || body.Error.Code != code || body.Error.Description != desc {
+				t.Errorf("error body %s (%v)", m.Data, err)
+			}
+		})
+	}
+}
+
+// TestReplyOverMaxPayload: a reply that cannot fit the server's max
+// payload is a 500 that says so, not a silent drop.
+func TestReplyOverMaxPayload(t *testing.T) {
+	srv := startServer(t, 8<<10)
+	startPlugin(t, testConfig(t, srv.ClientURL()), Deps{})
+	nc := connectClient(t, srv.ClientURL())
+	var detect strings.Builder
+	for i := range 150 {
+		fmt.Fprintf(&detect, "<loc%04d><loc%04d><loc%04d><loc%04d> o%d ", i, i, i+10, i+10, i)
+	}
+	body := jsonBody(t, map[string]any{"width": 100, "height": 100, "detect": detect.String()})
+	code, desc := errorOf(request(t, nc, "paliprompt.v1.layout", nil, body))
+	if code != 500 || !strings.Contains(desc, "over the max payload of 8192 bytes") {
+		t.Errorf("got %d %q", code, desc)
+	}
+}
+
+func TestQueueFullAndDeadline(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Queue.Size = 2
+	cfg.Events.Enabled = false
+	g := newGate()
+	deps := Deps{}
+	withModel(&cfg, &deps, g)
+	startPlugin(t, cfg, deps)
+	nc := connectClient(t, srv.ClientURL())
+	img := scenePNG(t, 32, 32)
+
+	// Two requests fill the queue: one grounding, one waiting.
+	var wg sync.WaitGroup
+	replies := make([]*nats.Msg, 2)
+	for i := range 2 {
+		wg.Go(func() { replies[i] = request(t, nc, "paliprompt.v1.generate", nil, img) })
+	}
+	<-g.started
+	waitFor(t, "a request waiting for the grounder", func() bool { return queueDepth(t, nc) == 1 })
+
+	start := time.Now()
+	code, desc := errorOf(request(t, nc, "paliprompt.v1.generate", nil, img))
+	if code != 503 || !strings.Contains(desc, "queue full") {
+		t.Errorf("third request: %d %q, want 503 queue full", code, desc)
+	}
+	t.Logf("503 came after %s", time.Since(start))
+
+	close(g.release)
+	wg.Wait()
+	for _, m := range replies {
+		if r := decodeReply(t, m); r.Caption != "a gated caption" {
+			t.Errorf("reply %+v", r)
+		}
+	}
+
+	// A deadline that runs out while grounding: 504.
+	g2 := newGate()
+	cfg2 := testConfig(t, srv.ClientURL())
+	cfg2.Events.Enabled = false
+	cfg2.Service.SubjectPrefix = "slow.v1"
+	deps2 := Deps{}
+	withModel(&cfg2, &deps2, g2)
+	cfg2.Service.Name = "slow"
+	startPlugin(t, cfg2, deps2)
+	code, desc = errorOf(request(t, nc, "slow.v1.generate", nats.Header{HeaderTimeout: {"300ms"}}, img))
+	if code != 504 || !strings.Contains(desc, "deadline of 300ms exceeded while grounding") {
+		t.Errorf("slow request: %d %q, want 504", code, desc)
+	}
+}
+
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	g := newGate()
+	deps := Deps{}
+	withModel(&cfg, &deps, g)
+	r := startPlugin(t, cfg, deps)
+	nc := connectClient(t, srv.ClientURL())
+
+	reply := make(chan *nats.Msg, 1)
+	go func() { reply <- request(t, nc, "paliprompt.v1.generate", nil, scenePNG(t, 32, 32)) }()
+	<-g.started
+
+	stopped := make(chan struct{})
+	go func() { r.stop(t); close(stopped) }()
+	// Once shutdown began, the endpoints take no new requests.
+	waitFor(t, "endpoints to unsubscribe", func() bool {
+		_, err := nc.Request("paliprompt.v1.layout", []byte(`{"width":1,"height":1}`), 200*time.Millisecond)
+		return err != nil
+	})
+	select {
+	case <-stopped:
+		t.Fatal("plugin stopped before its in-flight request finished")
+	default:
+	}
+	close(g.release)
+	if m := <-reply; decodeReply(t, m).Caption != "a gated caption" {
+		t.Errorf("in-flight reply %s", m.Data)
+	}
+	<-stopped
+}
+
+func TestMicroInfoAndStats(t *testing.T) {
+	srv := startServer(t, 0)
+	startPlugin(t, testConfig(t, srv.ClientURL()), Deps{Version: "1.2.3"})
+	nc := connectClient(t, srv.ClientURL())
+
+	var info micro.Info
+	m, err := nc.Request("$SRV.INFO.paliprompt", nil, 5*time.Second)
+	if err != nil || json.Unmarshal(m.Data, &info) != nil {
+		t.Fatalf("info: %v %s", err, m.Data)
+	}
+	if info.Name != "paliprompt" || info.Version != "1.2.3" {
+		t.Errorf("info = %+v", info)
+	}
+	var subjects []string
+	for _, e := range info.Endpoints {
+		subjects = append(subjects, e.Subject)
+	}
+	want := "paliprompt.v1.generate paliprompt.v1.caption paliprompt.v1.detect paliprompt.v1.segment paliprompt.v1.layout"
+	if strings.Join(subjects, " ") != want {
+		t.Errorf("endpoints %v, want %s", subjects, want)
+	}
+
+	request(t, nc, "paliprompt.v1.layout", nil, []byte(`{"width": 0, "height": 1}`))
+	st := serviceStats(t, nc)
+	layout := st["layout"]
+	if layout.Requests != 1 || layout.Errors != 1 || !strings.Contains(layout.LastError, "width and height must be positive") {
+		t.Errorf("layout stats = %+v", layout)
+	}
+	if layout.Grounder != "text" || layout.Provider != "none" || layout.Size != 8 || layout.ModelStatus == "" {
+		t.Errorf("pipeline stats = %+v", layout.PipelineStats)
+	}
+}
+
+// serviceStats returns the custom stats data of each endpoint.
+func serviceStats(t testing.TB, nc *nats.Conn) map[string]EndpointStats {
+	t.Helper()
+	m, err := nc.Request("$SRV.STATS.paliprompt", nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats micro.Stats
+	if err := json.Unmarshal(m.Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]EndpointStats{}
+	for _, e := range stats.Endpoints {
+		var s EndpointStats
+		if err := json.Unmarshal(e.Data, &s); err != nil {
+			t.Fatalf("stats data of %s: %v", e.Name, err)
+		}
+		out[e.Name] = s
+	}
+	return out
+}
+
+func queueDepth(t testing.TB, nc *nats.Conn) int {
+	return serviceStats(t, nc)["generate"].Depth
+}
+
+// waitFor polls cond every 10ms for up to 10s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
