@@ -1,0 +1,209 @@
+package grounding
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"paliprompt/grounding/internal/native"
+)
+
+// engine owns the ONNX Runtime sessions and the tokenizer of one model.
+type engine struct {
+	spec                    *modelSpec
+	rt                      *native.Runtime
+	vision, embeds, decoder *native.Session
+	tok                     *native.Tokenizer
+	prep                    *Preprocessor
+	// provider is what actually runs: "cpu" or "cuda:N".
+	provider string
+	// fallback says why CUDA was requested but CPU is used ("" otherwise).
+	fallback string
+	// kvMemory, when set, keeps the KV cache in that memory through
+	// IoBinding (the GPU's on CUDA); nil uses host ping-pong buffers.
+	kvMemory *native.MemoryInfo
+}
+
+// LoadProgress is told about each step of a model load (for a progress
+// bar): done of total steps, and what is being loaded.
+type LoadProgress func(done, total int, step string)
+
+// openEngine loads a model folder: configs, tokenizer, then the three
+// sessions on the configured provider (falling back to CPU when CUDA cannot
+// be used).
+func openEngine(cfg ModelConfig, progress LoadProgress) (*engine, error) {
+	if progress == nil {
+		progress = func(int, int, string) {}
+	}
+	const steps = 5
+	progress(0, steps, "configuration")
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: no model folder configured (model.dir)", ErrUnavailable)
+	}
+	for _, f := range []string{fileConfig, filePreprocess, fileTokenizer, fileVision, fileEmbed, fileDecoder} {
+		if _, err := os.Stat(filepath.Join(cfg.Dir, f)); err != nil {
+			return nil, fmt.Errorf("%w: model folder %s: missing %s", ErrUnavailable, cfg.Dir, f)
+		}
+	}
+	spec, err := loadModelSpec(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	e := &engine{spec: spec, provider: "cpu"}
+	if e.prep, err = LoadPreprocessor(filepath.Join(cfg.Dir, filePreprocess)); err != nil {
+		return nil, err
+	}
+	if e.tok, err = native.LoadTokenizer(filepath.Join(cfg.Dir, fileTokenizer)); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if n := e.tok.VocabSize(); n > spec.vocab {
+		e.Close()
+		return nil, fmt.Errorf("%w: tokenizer %s has %d tokens, more than the model's vocabulary of %d (tokenizer from another model?)",
+			ErrUnavailable, e.tok.Path(), n, spec.vocab)
+	}
+	progress(1, steps, "ONNX Runtime")
+	if e.rt, err = native.LoadRuntime(cfg.OnnxRuntimeLibrary); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	sc := sessionConfig(cfg)
+	if sc.CUDA != nil && !e.rt.HasCUDA() {
+		e.cpuFallback(&sc, fmt.Sprintf("%s has no CUDA execution provider", e.rt.Path()))
+	}
+	for i, s := range []struct {
+		file string
+		dst  **native.Session
+	}{{fileVision, &e.vision}, {fileEmbed, &e.embeds}, {fileDecoder, &e.decoder}} {
+		progress(2+i, steps, filepath.Base(s.file))
+		if *s.dst, err = e.openSession(cfg, s.file, &sc); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	if sc.CUDA != nil {
+		e.provider = fmt.Sprintf("cuda:%d", sc.CUDA.DeviceID)
+		if e.kvMemory, err = native.CUDAMemory(sc.CUDA.DeviceID); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	progress(steps, steps, "ready")
+	return e, nil
+}
+
+// openSession loads one model file, retrying on CPU when CUDA fails (the
+// sessions already opened on CUDA stay there; the log says which).
+func (e *engine) openSession(cfg ModelConfig, file string, sc *native.SessionConfig) (*native.Session, error) {
+	path := filepath.Join(cfg.Dir, file)
+	c := *sc
+	c.OptimizedModelPath = optimizedPath(cfg, file, sc)
+	if c.OptimizedModelPath != "" && newer(c.OptimizedModelPath, path) {
+		path, c.OptimizedModelPath = c.OptimizedModelPath, ""
+	}
+	s, err := e.rt.NewSession(path, c)
+	if errors.Is(err, native.ErrNoCUDA) && e.vision == nil {
+		e.cpuFallback(sc, err.Error())
+		return e.openSession(cfg, file, sc)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return s, nil
+}
+
+func (e *engine) cpuFallback(sc *native.SessionConfig, why string) {
+	slog.Warn("CUDA requested but not usable, running on CPU", "reason", why)
+	e.fallback = why
+	sc.CUDA = nil
+}
+
+func sessionConfig(cfg ModelConfig) native.SessionConfig {
+	sc := native.SessionConfig{IntraOpThreads: cfg.IntraOpThreads, GraphOptimization: strings.ToLower(cfg.GraphOptimization)}
+	if strings.EqualFold(cfg.Provider, "cuda") {
+		sc.CUDA = &native.CUDAConfig{DeviceID: cfg.DeviceID, MemLimitMB: cfg.GPUMemLimitMB,
+			CudnnConvAlgoSearch: strings.ToUpper(cfg.CudnnConvAlgoSearch)}
+	}
+	return sc
+}
+
+// optimizedPath is where a session's optimized graph is cached, per
+// provider (optimizations differ between providers).
+func optimizedPath(cfg ModelConfig, file string, sc *native.SessionConfig) string {
+	if cfg.OptimizedModelCache == "" {
+		return ""
+	}
+	provider := "cpu"
+	if sc.CUDA != nil {
+		provider = "cuda"
+	}
+	name := strings.TrimSuffix(filepath.Base(file), ".onnx")
+	return filepath.Join(cfg.OptimizedModelCache, fmt.Sprintf("%s.%s.opt.onnx", name, provider))
+}
+
+func newer(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && sa.ModTime().After(sb.ModTime())
+}
+
+// imageFeatures runs the vision encoder on one image's pixel values.
+func (e *engine) imageFeatures(pixels []float32) ([]float32, error) {
+	p := e.prep
+	in, err := native.NewFloat32([]int64{1, 3, int64(p.Height), int64(p.Width)}, pixels)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	features := make([]float32, e.spec.imageTokens*e.spec.hidden)
+	out, err := native.NewFloat32([]int64{1, int64(e.spec.imageTokens), int64(e.spec.hidden)}, features)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	if err := e.vision.Run([]*native.Tensor{in}, []*native.Tensor{out}); err != nil {
+		return nil, fmt.Errorf("vision encoder (image tokens %d, hidden %d from config.json): %w", e.spec.imageTokens, e.spec.hidden, err)
+	}
+	return features, nil
+}
+
+// embed runs embed_tokens on ids [b, s].
+func (e *engine) embed(ids []int64, b, s int) ([]float32, error) {
+	in, err := native.NewInt64([]int64{int64(b), int64(s)}, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	embeds := make([]float32, b*s*e.spec.hidden)
+	out, err := native.NewFloat32([]int64{int64(b), int64(s), int64(e.spec.hidden)}, embeds)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	if err := e.embeds.Run([]*native.Tensor{in}, []*native.Tensor{out}); err != nil {
+		return nil, err
+	}
+	return embeds, nil
+}
+
+// newKV picks the KV cache strategy: device-bound when the engine has a
+// KV memory (CUDA), host ping-pong buffers otherwise.
+func (e *engine) newKV(b, maxLen int) (kvCache, error) {
+	if e.kvMemory != nil {
+		return newBoundKV(e.spec, b, e.kvMemory), nil
+	}
+	return newPingPongKV(e.spec, b, maxLen), nil
+}
+
+// Close releases the sessions and the tokenizer.
+func (e *engine) Close() {
+	for _, s := range []*native.Session{e.vision, e.embeds, e.decoder} {
+		s.Close()
+	}
+	if e.tok != nil {
+		e.tok.Close()
+	}
+	e.kvMemory.Close()
+}
