@@ -281,6 +281,8 @@ func (s *modelSpec) resolveTokens(c hfConfigIDs) error {
 	pick := func(name string, fromConfig *int) (int, error) {
 		id, ok := ids[name]
 		switch {
+		case fromConfig != nil && !ok && name != "<pad>":
+			return 0, fmt.Errorf("%s has no %s token, config.json says id %d (tokenizer from another model?)", path, name, *fromConfig)
 		case fromConfig != nil && ok && *fromConfig != id:
 			return 0, fmt.Errorf("%s: %s is id %d but config.json says %d (tokenizer from another model?)", path, name, id, *fromConfig)
 		case fromConfig != nil:

@@ -57,7 +57,7 @@ func LoadMaskDecoder(path string) (*VAEMaskDecoder, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fail("%v", err)
+		return nil, fmt.Errorf("%w: mask decoder %s: %w", ErrUnavailable, path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -232,22 +232,24 @@ func conv2d(x []float32, size int, c convLayer) []float32 {
 	plane := size * size
 	acc := make([]float64, c.out*plane)
 	pad := (c.k - 1) / 2
+	in64 := widen(x)
 	for o := range c.out {
 		dst := acc[o*plane : (o+1)*plane]
 		for i := range c.in {
-			src := x[i*plane : (i+1)*plane]
+			src := in64[i*plane : (i+1)*plane]
+			taps := c.weight[(o*c.in+i)*c.k*c.k:][:c.k*c.k]
 			for ky := range c.k {
+				dy := ky - pad
+				y0, y1 := max(0, -dy), min(size, size-dy)
 				for kx := range c.k {
-					w := float64(c.weight[((o*c.in+i)*c.k+ky)*c.k+kx])
-					if w == 0 {
-						continue
-					}
-					dy, dx := ky-pad, kx-pad
-					for y := max(0, -dy); y < min(size, size-dy); y++ {
-						s := src[(y+dy)*size:]
-						d := dst[y*size:]
-						for xx := max(0, -dx); xx < min(size, size-dx); xx++ {
-							d[xx] += w * float64(s[xx+dx])
+					w := float64(taps[ky*c.k+kx])
+					dx := kx - pad
+					x0, x1 := max(0, -dx), min(size, size-dx)
+					for y := y0; y < y1; y++ {
+						d := dst[y*size+x0 : y*size+x1]
+						s := src[(y+dy)*size+x0+dx:][:len(d)]
+						for j := range d {
+							d[j] += w * s[j]
 						}
 					}
 				}
@@ -258,31 +260,42 @@ func conv2d(x []float32, size int, c convLayer) []float32 {
 }
 
 // convTranspose2d is PyTorch's ConvTranspose2d with kernel 4, stride 2,
-// padding 1: output (y, x) receives input (iy, ix) through kernel tap
-// (y+1-2*iy, x+1-2*ix). The output is 2*size on a side.
+// padding 1: input (iy, ix) reaches output (2*iy-1+ky, 2*ix-1+kx) through
+// kernel tap (ky, kx). The output is 2*size on a side.
 func convTranspose2d(x []float32, size int, c convLayer) []float32 {
 	const stride, pad = 2, 1
 	osize := size * stride
 	oplane := osize * osize
 	acc := make([]float64, c.out*oplane)
+	in64 := widen(x)
 	for i := range c.in {
-		src := x[i*size*size : (i+1)*size*size]
+		src := in64[i*size*size : (i+1)*size*size]
 		for o := range c.out {
 			dst := acc[o*oplane : (o+1)*oplane]
+			taps := c.weight[(i*c.out+o)*c.k*c.k:][:c.k*c.k]
 			for ky := range c.k {
+				// Input rows whose output row 2*iy-1+ky is inside.
+				iy0, iy1 := 0, size
+				if ky < pad {
+					iy0 = 1
+				}
+				if ky > pad+stride-1 {
+					iy1 = size - 1
+				}
 				for kx := range c.k {
-					w := float64(c.weight[((i*c.out+o)*c.k+ky)*c.k+kx])
-					for iy := range size {
-						y := iy*stride - pad + ky
-						if y < 0 || y >= osize {
-							continue
-						}
-						for ix := range size {
-							xx := ix*stride - pad + kx
-							if xx < 0 || xx >= osize {
-								continue
-							}
-							dst[y*osize+xx] += w * float64(src[iy*size+ix])
+					w := float64(taps[ky*c.k+kx])
+					ix0, ix1 := 0, size
+					if kx < pad {
+						ix0 = 1
+					}
+					if kx > pad+stride-1 {
+						ix1 = size - 1
+					}
+					for iy := iy0; iy < iy1; iy++ {
+						s := src[iy*size : (iy+1)*size]
+						d := dst[(iy*stride-pad+ky)*osize:][:osize]
+						for ix := ix0; ix < ix1; ix++ {
+							d[ix*stride-pad+kx] += w * s[ix]
 						}
 					}
 				}
@@ -290,6 +303,14 @@ func convTranspose2d(x []float32, size int, c convLayer) []float32 {
 		}
 	}
 	return finish(acc, c.bias, oplane)
+}
+
+func widen(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 // finish adds the bias and rounds to float32.

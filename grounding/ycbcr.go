@@ -44,6 +44,13 @@ type chromaPlane struct {
 	w, h   int // the plane's real size (downsampled_width/height in libjpeg)
 }
 
+// row returns chroma row y, clamped to the plane (libjpeg replicates the
+// edge rows).
+func (c chromaPlane) row(y int) []uint8 {
+	y = max(0, min(y, c.h-1))
+	return c.pix[y*c.stride : y*c.stride+c.w]
+}
+
 func (c chromaPlane) at(x, y int) int32 {
 	x = max(0, min(x, c.w-1))
 	y = max(0, min(y, c.h-1))
@@ -89,18 +96,22 @@ func jpegChromaRow(dst []int32, c chromaPlane, ratio image.YCbCrSubsampleRatio, 
 			}
 		}
 	case ratio == image.YCbCrSubsampleRatio420 && c.w > 2: // h2v2_fancy_upsample
-		near, far := y/2, y/2-1
+		near, far := c.row(y/2), c.row(y/2-1)
 		if y%2 == 1 {
-			far = y/2 + 1
+			far = c.row(y/2 + 1)
 		}
-		colsum := func(j int) int32 { return 3*c.at(j, near) + c.at(j, far) }
-		for x := range w {
-			j := x / 2
-			if x%2 == 0 {
-				dst[x] = (3*colsum(j) + colsum(j-1) + 8) >> 4
-			} else {
-				dst[x] = (3*colsum(j) + colsum(j+1) + 7) >> 4
+		colsum := func(j int) int32 {
+			j = max(0, min(j, c.w-1))
+			return 3*int32(near[j]) + int32(far[j])
+		}
+		last, this := colsum(0), colsum(0)
+		for j := 0; 2*j < w; j++ {
+			next := colsum(j + 1)
+			dst[2*j] = (3*this + last + 8) >> 4
+			if 2*j+1 < w {
+				dst[2*j+1] = (3*this + next + 7) >> 4
 			}
+			last, this = this, next
 		}
 	case ratio == image.YCbCrSubsampleRatio440: // h1v2_fancy_upsample
 		near, far, bias := y/2, y/2-1, int32(1)

@@ -1,0 +1,143 @@
+package grounding
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/jpeg"
+	"os"
+	"testing"
+	"time"
+)
+
+// benchJPEG returns the JPEG in PALIPROMPT_BENCH_IMAGE (bench/compare.py
+// sets it so that both sides read the same file), else a synthetic
+// 4000x3000 photo-sized JPEG.
+func benchJPEG(b *testing.B) []byte {
+	b.Helper()
+	if p := os.Getenv("PALIPROMPT_BENCH_IMAGE"); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return data
+	}
+	img := image.NewYCbCr(image.Rect(0, 0, 4000, 3000), image.YCbCrSubsampleRatio420)
+	for i := range img.Y {
+		img.Y[i] = uint8(i*7 + i/4000*3)
+	}
+	for i := range img.Cb {
+		img.Cb[i], img.Cr[i] = uint8(i/2000), uint8(i*3)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkPreprocessLargeJPEG: decode + RGB + resize + normalize of a
+// 4000x3000 JPEG to the 448x448 tensor (what the HF slow processor does
+// after PIL's decode).
+func BenchmarkPreprocessLargeJPEG(b *testing.B) {
+	data := benchJPEG(b)
+	p := goldenPreprocessor(b, preprocessGolden{Size: []int{448, 448}})
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := DecodeImage(data, DecodeOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	img, _, _ := DecodeImage(data, DecodeOptions{})
+	b.Run("rgb", func(b *testing.B) {
+		for b.Loop() {
+			ToRGB(img)
+		}
+	})
+	rgb := ToRGB(img)
+	b.Run("resize+normalize", func(b *testing.B) {
+		for b.Loop() {
+			p.PixelValues(rgb)
+		}
+	})
+	b.Run("total", func(b *testing.B) {
+		for b.Loop() {
+			img, _, err := DecodeImage(data, DecodeOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.PixelValues(img)
+		}
+	})
+}
+
+// BenchmarkStages times each stage of grounding on the tiny model.
+func BenchmarkStages(b *testing.B) {
+	e := tinyEngine(b, tinyOwn)
+	data, err := os.ReadFile(fixturePath("images/photo_420.jpg"))
+	if err != nil {
+		b.Skip(err)
+	}
+	b.Run("decode-image", func(b *testing.B) {
+		for b.Loop() {
+			DecodeImage(data, DecodeOptions{})
+		}
+	})
+	img, _, _ := DecodeImage(data, DecodeOptions{})
+	b.Run("preprocess", func(b *testing.B) {
+		for b.Loop() {
+			e.prep.PixelValues(img)
+		}
+	})
+	pixels := e.prep.PixelValues(img)
+	b.Run("vision", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := e.imageFeatures(pixels); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	f, _ := e.imageFeatures(pixels)
+	tasks := tasksFor(e, 1, "caption en", "detect cat ; dog", "segment cat ; dog")
+	b.Run("prefill-batch3", func(b *testing.B) {
+		for b.Loop() {
+			e.generate(context.Background(), f, tasks)
+		}
+	})
+	b.Run("decode-token-batch3", func(b *testing.B) {
+		// The marginal cost of one decode step of the 3-row batch: a run
+		// of up to 33 new tokens minus a prefill-only run, per extra step.
+		long := tasksFor(e, 33, "caption en", "detect cat ; dog", "segment cat ; dog")
+		var extra time.Duration
+		var stepsDone int
+		for b.Loop() {
+			t0 := time.Now()
+			e.generate(context.Background(), f, tasks)
+			t1 := time.Now()
+			out, _ := e.generate(context.Background(), f, long)
+			extra += time.Since(t1) - t1.Sub(t0)
+			for _, o := range out {
+				stepsDone = max(stepsDone, len(o)-1)
+			}
+		}
+		if stepsDone > 0 {
+			b.ReportMetric(float64(extra.Nanoseconds())/float64(b.N)/float64(stepsDone), "ns/step")
+		}
+	})
+	text := "<loc0100><loc0200><loc0700><loc0900>" + seg16(3) + " cat ; <loc0010><loc0020><loc0300><loc0400>" + seg16(40) + " dog"
+	b.Run("parse", func(b *testing.B) {
+		for b.Loop() {
+			ParseDetections("segment", text)
+		}
+	})
+	d, err := LoadMaskDecoder(fixturePath("models/vae-oid-random.npz"))
+	if err != nil {
+		b.Skip(err)
+	}
+	b.Run("mask-decode", func(b *testing.B) {
+		for b.Loop() {
+			d.Mask(codes(3), Box{X0: 100, Y0: 50, X1: 400, Y1: 380}, 560, 420)
+		}
+	})
+}
