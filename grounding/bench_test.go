@@ -3,9 +3,11 @@ package grounding
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,4 +142,58 @@ func BenchmarkStages(b *testing.B) {
 			d.Mask(codes(3), Box{X0: 100, Y0: 50, X1: 400, Y1: 380}, 560, 420)
 		}
 	})
+}
+
+// BenchmarkGround is paliprompt's side of bench/compare.py: read and
+// decode the image file, then caption + detect + segment of the given
+// objects, as one Ground call (vision once, one batch). Settings come from
+// the environment so both sides run the same case:
+// PALIPROMPT_BENCH_MODEL (model folder), PALIPROMPT_BENCH_PHOTO (image),
+// PALIPROMPT_BENCH_OBJECTS ("cat ; dog"), PALIPROMPT_BENCH_MAX_NEW.
+func BenchmarkGround(b *testing.B) {
+	cfg := DefaultModelConfig()
+	cfg.OnnxRuntimeLibrary = ortLibrary
+	cfg.Dir = os.Getenv("PALIPROMPT_BENCH_MODEL")
+	if cfg.Dir == "" {
+		cfg.Dir = tinyModelDir(b, tinyOwn)
+	}
+	if cfg.MaskDecoder = os.Getenv("PALIPROMPT_BENCH_VAE"); cfg.MaskDecoder == "" {
+		cfg.MaskDecoder = fixturePath("models/vae-oid-random.npz")
+	}
+	maxNew := 32
+	if v := os.Getenv("PALIPROMPT_BENCH_MAX_NEW"); v != "" {
+		fmt.Sscan(v, &maxNew)
+	}
+	cfg.MaxNewTokens = TaskTokens{Caption: maxNew, Detect: maxNew, Segment: maxNew, Other: maxNew}
+	photo := os.Getenv("PALIPROMPT_BENCH_PHOTO")
+	if photo == "" {
+		photo = fixturePath("images/scene_landscape.png")
+	}
+	objects := os.Getenv("PALIPROMPT_BENCH_OBJECTS")
+	if objects == "" {
+		objects = "cat ; dog"
+	}
+	g, err := NewModelGrounder(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	generated := 0
+	for b.Loop() {
+		data, err := os.ReadFile(photo)
+		if err != nil {
+			b.Fatal(err)
+		}
+		img, _, err := DecodeImage(data, DecodeOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := g.Ground(context.Background(), Request{Image: img, Caption: true, Detect: true, Segment: true,
+			Objects: strings.Split(objects, ";")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		generated = len(res.Outputs.Caption) + len(res.Outputs.Detect) + len(res.Outputs.Segment)
+	}
+	b.ReportMetric(float64(generated), "output-bytes")
 }
