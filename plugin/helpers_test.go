@@ -92,7 +92,7 @@ func startPlugin(t testing.TB, cfg Config, deps Deps, setup ...func(*Plugin)) *r
 		deps.Log = testLogger(t)
 	}
 	if deps.LoadMasks == nil {
-		deps.LoadMasks = func(string) (grounding.MaskDecoder, error) { return boxMasks{}, nil }
+		deps.LoadMasks = testConfigMasks
 	}
 	p, err := New(cfg, deps)
 	if err != nil {
@@ -316,3 +316,8 @@ func readAll(t testing.TB, r io.Reader) []byte {
 	}
 	return data
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testConfigMasks loads the test mask decoder whatever the path.
+func testConfigMasks(string) (grounding.MaskDecoder, error) { return boxMasks{}, nil }

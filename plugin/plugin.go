@@ -33,6 +33,10 @@ type Deps struct {
 	// NewModel builds the model grounder from the [model] table; it is
 	// called only when model.dir is set.
 	NewModel func(cfg grounding.ModelConfig) (grounding.Grounder, error)
+	// CheckModel checks the model folder, ONNX Runtime (library and
+	// version), the execution provider and the tokenizer for `paliprompt
+	// check`, and describes what it found.
+	CheckModel func(cfg grounding.ModelConfig) (string, error)
 	// LoadMasks loads the segmentation mask decoder (vae-oid.npz) that
 	// the text grounder uses; nil: segment text is answered with 503.
 	LoadMasks func(path string) (grounding.MaskDecoder, error)
@@ -257,8 +261,10 @@ func (p *Plugin) shutdown(svc *service, bus *eventBus, busDone *sync.WaitGroup, 
 			p.log.Error("in-flight work did not stop within 5s of being cancelled")
 		}
 	}
-	if err := nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		p.log.Warn("flush NATS connection", "err", err)
+	if nc.IsConnected() {
+		if err := nc.FlushTimeout(5 * time.Second); err != nil {
+			p.log.Warn("flush NATS connection", "err", err)
+		}
 	}
 	p.log.Info("stopped")
 }

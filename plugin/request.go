@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -373,6 +372,7 @@ func validateRequest(req *Request, lim requestLimits) error {
 // prompt cannot carry.
 func cleanObjects(names []string, max int) ([]string, error) {
 	var out []string
+	seen := map[string]bool{}
 	for _, n := range names {
 		n = strings.Join(strings.Fields(n), " ")
 		switch {
@@ -383,7 +383,8 @@ func cleanObjects(names []string, max int) ([]string, error) {
 		case strings.ContainsAny(n, ";<>"):
 			return nil, fmt.Errorf("%w: object name %q may not contain ';', '<' or '>'", ErrBadRequest, n)
 		}
-		if !slices.Contains(out, n) {
+		if !seen[n] {
+			seen[n] = true
 			out = append(out, n)
 		}
 	}

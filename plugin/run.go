@@ -1,0 +1,216 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/schollz/progressbar/v3"
+)
+
+// RunOptions are the flags of `paliprompt run`.
+type RunOptions struct {
+	// Out is the folder for result JSON and PNGs.
+	Out string
+	// Task for every file; empty: layout for a JSON file with width and
+	// height, generate otherwise.
+	Task Task
+	// Objects and Lang apply to image files (JSON files carry their own).
+	Objects []string
+	Lang    string
+	// Progress receives a progress bar when there is more than one file.
+	Progress io.Writer
+}
+
+// RunFiles runs the pipeline on files without NATS: images, or JSON
+// requests as sent to the service. For each it writes <out>/<id>.json and
+// the PNGs beside it in <out>/<id>/, then prints a summary table to w. It
+// fails when any file failed.
+func (p *Plugin) RunFiles(ctx context.Context, files []string, opts RunOptions, w io.Writer) error {
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return fmt.Errorf("create output folder: %w", err)
+	}
+	bar := newBar(len(files), opts.Progress, "grounding files")
+	var rows []summaryRow
+	failed := 0
+	for _, file := range files {
+		row := p.runFile(ctx, file, opts)
+		if row.code != 0 {
+			failed++
+		}
+		rows = append(rows, row)
+		_ = bar.Add(1)
+	}
+	_ = bar.Finish()
+	writeSummary(w, rows)
+	fmt.Fprintf(w, "\nresults in %s\n", opts.Out)
+	if failed > 0 {
+		return fmt.Errorf("%d of %d files failed", failed, len(files))
+	}
+	return nil
+}
+
+func newBar(n int, w io.Writer, what string) *progressbar.ProgressBar {
+	if w == nil || n < 2 {
+		return progressbar.DefaultSilent(int64(n))
+	}
+	return progressbar.NewOptions(n, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+}
+
+func (p *Plugin) runFile(ctx context.Context, file string, opts RunOptions) summaryRow {
+	start := time.Now()
+	row := p.runOne(ctx, file, opts)
+	row.ms = float64(time.Since(start).Microseconds()) / 1e3
+	return row
+}
+
+func (p *Plugin) runOne(ctx context.Context, file string, opts RunOptions) summaryRow {
+	row := summaryRow{name: filepath.Base(file)}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		row.fail(err)
+		return row
+	}
+	header := nats.Header{}
+	if len(opts.Objects) > 0 {
+		header.Set(HeaderObjects, strings.Join(opts.Objects, " ; "))
+	}
+	if opts.Lang != "" {
+		header.Set(HeaderLang, opts.Lang)
+	}
+	row.task = fileTask(opts.Task, data)
+	req, err := decodeRequest(row.task, header, data, limitsOf(p.cfg))
+	if err != nil {
+		row.fail(err)
+		return row
+	}
+	if req.ID == "" {
+		req.ID = idFromName(file)
+	}
+	reply, err := p.pipe.Process(ctx, req, nil)
+	if err != nil {
+		row.fail(err)
+		return row
+	}
+	row.fill(reply)
+	if err := writeReplyFiles(opts.Out, reply); err != nil {
+		row.fail(fmt.Errorf("write results: %w", err))
+	}
+	return row
+}
+
+// fileTask: the task asked for, else layout for JSON with an image size,
+// else generate.
+func fileTask(task Task, data []byte) Task {
+	if task != "" {
+		return task
+	}
+	var probe struct {
+		Width *int `json:"width"`
+	}
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) && json.Unmarshal(data, &probe) == nil && probe.Width != nil {
+		return TaskLayout
+	}
+	return TaskGenerate
+}
+
+var notID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// idFromName makes a request id from a file name.
+func idFromName(file string) string {
+	base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	id := strings.Trim(notID.ReplaceAllString(base, "-"), "-")
+	if id == "" {
+		id = "file"
+	}
+	return id[:min(len(id), 128)]
+}
+
+// writeReplyFiles writes <dir>/<id>.json with its PNGs as files in
+// <dir>/<id>/ (named in the JSON by "file", relative to dir).
+func writeReplyFiles(dir string, r *Reply) error {
+	blobs := r.blobs()
+	if len(blobs) > 0 {
+		if err := os.MkdirAll(filepath.Join(dir, r.ID), 0o755); err != nil {
+			return err
+		}
+	}
+	for _, b := range blobs {
+		if b.PNG == nil {
+			continue
+		}
+		rel := r.ID + "/" + b.name + ".png"
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(rel)), b.PNG, 0o644); err != nil {
+			return err
+		}
+		b.PNG, b.File = nil, rel
+	}
+	return writeJSONFile(filepath.Join(dir, r.ID+".json"), r)
+}
+
+func writeJSONFile(path string, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// summaryRow is one line of the summary table of run and demo.
+type summaryRow struct {
+	name    string
+	task    Task
+	via     string // "request" or "event" (demo)
+	objects int
+	skipped int
+	caption string
+	ms      float64
+	// code and desc describe a failure; code 0 is success.
+	code int
+	desc string
+}
+
+func (s *summaryRow) fail(err error) {
+	s.code, s.desc = ErrorCode(err), Describe(err)
+}
+
+func (s *summaryRow) fill(r *Reply) {
+	s.objects, s.skipped, s.caption = len(r.Objects), len(r.Skipped), r.Caption
+}
+
+func writeSummary(w io.Writer, rows []summaryRow) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REQUEST\tTASK\tVIA\tRESULT\tOBJECTS\tSKIPPED\tCAPTION\tMS")
+	for _, r := range rows {
+		result := "ok"
+		if r.code != 0 {
+			result = fmt.Sprintf("%d: %s", r.code, shorten(r.desc, 60))
+		}
+		via := r.via
+		if via == "" {
+			via = "file"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1f\n", r.name, r.task, via, result, r.objects, r.skipped, shorten(r.caption, 40), r.ms)
+	}
+	_ = tw.Flush()
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
