@@ -25,6 +25,8 @@ type engine struct {
 	// kvMemory, when set, keeps the KV cache in that memory through
 	// IoBinding (the GPU's on CUDA); nil uses host ping-pong buffers.
 	kvMemory *native.MemoryInfo
+	// onStep, when set (tests), sees each step's last-position logits.
+	onStep func(step int, logits [][]float32)
 }
 
 // LoadProgress is told about each step of a model load (for a progress

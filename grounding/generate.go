@@ -97,6 +97,9 @@ func (e *engine) decode(ctx context.Context, features []float32, tasks []genTask
 		if err != nil {
 			return nil, fmt.Errorf("decode step %d: %w", step, err)
 		}
+		if e.onStep != nil {
+			e.onStep(step, logits)
+		}
 		next := make([]int64, bt.b)
 		for r, t := range tasks {
 			next[r] = int64(s.pad)
