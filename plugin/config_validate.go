@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"paliprompt/grounding"
 )
 
 var (
@@ -91,7 +93,13 @@ func (c Config) Validate() error {
 	c.Objects.validate(&p)
 	c.Limits.validate(&p)
 	c.Queue.validate(&p)
-	p.oneOf("model.provider", c.Model.Provider, "cpu", "cuda")
+	if err := c.Model.Validate(); err != nil {
+		// grounding names the model.* keys itself; keep its lines, without
+		// its sentinel's prefix.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			p = append(p, errors.New(strings.TrimPrefix(line, grounding.ErrBadRequest.Error()+": ")))
+		}
+	}
 	if len(p) == 0 {
 		return nil
 	}
