@@ -132,4 +132,3 @@ func runGenerateBatch(t *testing.T, e *engine, g generateGolden) {
 		}
 	}
 }
-
