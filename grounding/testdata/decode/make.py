@@ -85,5 +85,26 @@ def main():
             save(f"orient{o}.jpg", encode(small, "JPEG", quality=95, exif=exif))
 
 
+# Resize cases (source w, h -> target w, h): both pass orders of Pillow 13
+# (vertical first when h - oh > 2 * (w - ow) and the image shrinks
+# vertically), up- and downscaling, same-size axes.
+RESIZES = [(37, 23, 50, 11), (23, 61, 17, 20), (64, 64, 117, 84), (64, 64, 10, 97), (40, 30, 40, 7), (19, 45, 64, 45)]
+
+
+def make_resizes():
+    rng = np.random.default_rng(5)
+    out = os.path.join(HERE, "resize")
+    os.makedirs(out, exist_ok=True)
+    for i, (w, h, ow, oh) in enumerate(RESIZES):
+        src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(src).save(os.path.join(out, f"{i}.src.png"))
+        Image.fromarray(src).resize((ow, oh), Image.BICUBIC).save(os.path.join(out, f"{i}.bicubic.png"))
+        Image.fromarray(src).resize((ow, oh), Image.BILINEAR).save(os.path.join(out, f"{i}.bilinear.png"))
+        f = rng.standard_normal((h, w)).astype(np.float32)
+        np.save(os.path.join(out, f"{i}.src.npy"), f)
+        np.save(os.path.join(out, f"{i}.f-bilinear.npy"), np.asarray(Image.fromarray(f, "F").resize((ow, oh), Image.BILINEAR)))
+
+
 if __name__ == "__main__":
+    make_resizes()
     main()
