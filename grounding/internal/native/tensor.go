@@ -76,7 +76,7 @@ func (t *Tensor) Close() {
 // ortValuePointer returns the C OrtValue of an onnxruntime_go value.
 // onnxruntime_go v1.27.0 keeps it unexported in ValueInternalData, a struct
 // whose only field is that pointer; go.mod pins the version and
-// TestBindingDeviceOutputs fails if the layout ever changes.
+// TestTensorsAndBinding fails if the layout ever changes.
 func ortValuePointer(v ort.Value) unsafe.Pointer {
 	internals := v.GetInternals()
 	return *(*unsafe.Pointer)(unsafe.Pointer(internals))
