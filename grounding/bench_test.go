@@ -8,6 +8,7 @@ import (
 	"image/jpeg"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -196,4 +197,114 @@ func BenchmarkGround(b *testing.B) {
 		generated = len(res.Outputs.Caption) + len(res.Outputs.Detect) + len(res.Outputs.Segment)
 	}
 	b.ReportMetric(float64(generated), "output-bytes")
+}
+
+// BenchmarkGenerateSteps times one generation on the model folder in
+// PALIPROMPT_BENCH_MODEL (e.g. the full-size random PaliGemma 2 3B-448 of
+// tools/make_bench_model.py): the prefill and each decode step separately,
+// with PALIPROMPT_BENCH_BATCH rows (1 or 3 tasks) and
+// PALIPROMPT_BENCH_MAX_NEW tokens. It reports the vision encoder, prefill
+// and mean decode-step times, decode tokens/s (rows x steps / time) and the
+// process's peak RSS.
+func BenchmarkGenerateSteps(b *testing.B) {
+	dir := os.Getenv("PALIPROMPT_BENCH_MODEL")
+	if dir == "" {
+		b.Skip("set PALIPROMPT_BENCH_MODEL to a model folder")
+	}
+	cfg := DefaultModelConfig()
+	cfg.Dir, cfg.OnnxRuntimeLibrary = dir, ortLibrary
+	e, err := openEngine(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	maxNew, rows := 8, 3
+	if v := os.Getenv("PALIPROMPT_BENCH_MAX_NEW"); v != "" {
+		fmt.Sscan(v, &maxNew)
+	}
+	if v := os.Getenv("PALIPROMPT_BENCH_BATCH"); v != "" {
+		fmt.Sscan(v, &rows)
+	}
+	prefixes := []string{"caption en", "detect cat ; dog", "segment cat ; dog"}[:rows]
+	img := goldenImage(b, "scene_landscape.png")
+	var vision, prefill, decode time.Duration
+	steps := 0
+	for b.Loop() {
+		t0 := time.Now()
+		f := features(b, e, img)
+		vision += time.Since(t0)
+		last := time.Now()
+		e.onStep = func(step int, _ [][]float32) {
+			now := time.Now()
+			if step == 0 {
+				prefill += now.Sub(last)
+			} else {
+				decode += now.Sub(last)
+				steps++
+			}
+			last = now
+		}
+		if _, err := e.generate(context.Background(), f, tasksFor(e, maxNew, prefixes...)); err != nil {
+			b.Fatal(err)
+		}
+		e.onStep = nil
+	}
+	n := float64(b.N)
+	b.ReportMetric(vision.Seconds()*1000/n, "vision-ms")
+	b.ReportMetric(prefill.Seconds()*1000/n, "prefill-ms")
+	if steps > 0 {
+		b.ReportMetric(decode.Seconds()*1000/float64(steps), "ms/step")
+		b.ReportMetric(float64(rows*steps)/decode.Seconds(), "tokens/s")
+	}
+	b.ReportMetric(peakRSSGB(), "peak-RSS-GB")
+}
+
+// peakRSSGB reads VmHWM from /proc/self/status.
+func peakRSSGB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), &kb)
+			return kb / (1 << 20)
+		}
+	}
+	return 0
+}
+
+// BenchmarkMemoryBandwidth measures this machine's read bandwidth with one
+// goroutine per CPU summing a 1 GiB array: the bound a memory-bound decode
+// step is compared with.
+func BenchmarkMemoryBandwidth(b *testing.B) {
+	if os.Getenv("PALIPROMPT_BENCH_MODEL") == "" && testing.Short() {
+		b.Skip("short")
+	}
+	data := make([]float32, 1<<28)
+	for i := range data {
+		data[i] = float32(i & 7)
+	}
+	b.SetBytes(int64(len(data)) * 4)
+	var sink float32
+	for b.Loop() {
+		var mu sync.Mutex
+		parallelRows(len(data)/(1<<16), func(c0, c1 int) {
+			var s0, s1, s2, s3 float32
+			chunk := data[c0<<16 : c1<<16]
+			for i := 0; i+3 < len(chunk); i += 4 {
+				s0 += chunk[i]
+				s1 += chunk[i+1]
+				s2 += chunk[i+2]
+				s3 += chunk[i+3]
+			}
+			mu.Lock()
+			sink += s0 + s1 + s2 + s3
+			mu.Unlock()
+		})
+	}
+	if sink == 1 {
+		b.Log(sink)
+	}
 }
