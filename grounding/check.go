@@ -33,6 +33,21 @@ func (r Report) OK() bool {
 	return true
 }
 
+// Err is nil when every item is usable, else an error (wrapping
+// ErrUnavailable) naming the failing items.
+func (r Report) Err() error {
+	var bad []string
+	for _, it := range r.Items {
+		if !it.OK {
+			bad = append(bad, it.Name+": "+it.Detail)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(bad, "; "))
+}
+
 // String renders the report, one "ok"/"FAIL" line per item.
 func (r Report) String() string {
 	var b strings.Builder

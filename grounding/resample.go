@@ -176,13 +176,15 @@ func resampleHorizontal(src *RGB, first, last int, c coeffs) *RGB {
 			in := src.Pix[(y+first)*src.Stride:]
 			dst := out.Pix[y*out.Stride:]
 			for x := range w {
-				kk := k[x*c.ksize:]
+				n := c.count[x]
+				kk := k[x*c.ksize:][:n]
+				p := in[3*c.start[x]:][:3*n]
 				s0, s1, s2 := int32(1<<(precisionBits-1)), int32(1<<(precisionBits-1)), int32(1<<(precisionBits-1))
-				p := in[3*c.start[x]:]
-				for i := range c.count[x] {
-					s0 += int32(p[3*i]) * kk[i]
-					s1 += int32(p[3*i+1]) * kk[i]
-					s2 += int32(p[3*i+2]) * kk[i]
+				for i, kv := range kk {
+					px := p[3*i : 3*i+3 : 3*i+3]
+					s0 += int32(px[0]) * kv
+					s1 += int32(px[1]) * kv
+					s2 += int32(px[2]) * kv
 				}
 				dst[3*x], dst[3*x+1], dst[3*x+2] = clipFixed(s0), clipFixed(s1), clipFixed(s2)
 			}
