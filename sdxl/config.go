@@ -1,0 +1,190 @@
+package sdxl
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"paliprompt/grounding"
+)
+
+// ErrConfig: the Config is invalid.
+var ErrConfig = errors.New("sdxl: invalid config")
+
+// ErrBadRequest: a request option cannot be honoured (a forced size that
+// is not a multiple of 8, ...). It wraps grounding.ErrBadRequest, so the
+// plugin's 400 mapping covers it.
+var ErrBadRequest = fmt.Errorf("sdxl: bad request: %w", grounding.ErrBadRequest)
+
+// Config tunes prompt composition, masks and the consumer formats. It is
+// the [sdxl] table of config.toml; DefaultConfig gives the defaults, New
+// validates it.
+type Config struct {
+	// Buckets are the candidate canvas sizes, "WIDTHxHEIGHT", multiples
+	// of 8 (SDXL's latent); the one nearest the reference's aspect ratio
+	// is used unless a request forces a size.
+	Buckets []string `toml:"buckets"`
+	// Tokenizer is the path of a CLIP tokenizer.json (e.g. the SDXL
+	// checkpoint's tokenizer/tokenizer.json). The plugin loads it with
+	// grounding's tokenizer binding and passes the counter to New; sdxl
+	// itself reads no files. Empty: the documented estimate (tokens.go).
+	Tokenizer string `toml:"tokenizer"`
+
+	// StyleTerms are appended to the global prompt. They are trusted
+	// configuration and may use the attention syntax, e.g. "(detailed:1.1)".
+	StyleTerms []string `toml:"style_terms"`
+	// Negative is the negative prompt; request terms are appended.
+	Negative string `toml:"negative"`
+	// StyleQuestions are PaliGemma prefixes run on the image with the
+	// other tasks (the plugin passes StylePrefixes to the grounder); each
+	// answer enters the global prompt through its Format. Empty: none.
+	StyleQuestions []StyleQuestion `toml:"style_questions"`
+	// IgnoreAnswers are answers that say nothing (case-insensitive).
+	IgnoreAnswers []string `toml:"ignore_answers"`
+	// Background names the background region ("background"); a scene
+	// phrase from the caption is put before it when one is found.
+	Background string `toml:"background"`
+
+	// ObjectWeight and BackgroundWeight are the region strengths
+	// (ComfyUI ConditioningSetMask strength, Forge Couple weight).
+	ObjectWeight     float64 `toml:"object_weight"`
+	BackgroundWeight float64 `toml:"background_weight"`
+	// FeatherPx softens the edge of a box mask (objects without a
+	// segmentation mask) over this many pixels of the canvas, centred on
+	// the box edge. 0: hard edges.
+	FeatherPx int `toml:"feather_px"`
+	// Overlap resolves pixels claimed by several objects: "depth" (the
+	// nearer object wins, soft edges composite front to back) or
+	// "average" (they share the pixel in proportion to their masks).
+	Overlap string `toml:"overlap"`
+	// MaskPrefix starts the file names of the mask PNGs.
+	MaskPrefix string `toml:"mask_prefix"`
+
+	ComfyUI          ComfyUIConfig          `toml:"comfyui"`
+	RegionalPrompter RegionalPrompterConfig `toml:"regional_prompter"`
+}
+
+// StyleQuestion is one VQA pass and how its answer is used.
+type StyleQuestion struct {
+	// Prefix is the PaliGemma prefix; "{lang}" is replaced by the
+	// request language, e.g. "answer {lang} what is the art style of this image?".
+	Prefix string `toml:"prefix"`
+	// Format puts the answer into the global prompt; "{answer}" is
+	// replaced by the (escaped) answer, e.g. "{answer} style".
+	Format string `toml:"format"`
+}
+
+// ComfyUIConfig sets the generation parts of the ComfyUI graph.
+type ComfyUIConfig struct {
+	Checkpoint string  `toml:"checkpoint"`
+	Steps      int     `toml:"steps"`
+	CFG        float64 `toml:"cfg"`
+	Sampler    string  `toml:"sampler"`
+	Scheduler  string  `toml:"scheduler"`
+	Seed       int64   `toml:"seed"`
+	// TextEncoder is "sdxl" (CLIPTextEncodeSDXL with the bucket sizes) or
+	// "plain" (CLIPTextEncode).
+	TextEncoder string `toml:"text_encoder"`
+	// SetCondArea is ConditioningSetMask's set_cond_area: "default" or
+	// "mask bounds".
+	SetCondArea    string `toml:"set_cond_area"`
+	FilenamePrefix string `toml:"filename_prefix"`
+}
+
+// RegionalPrompterConfig sets the A1111/Forge Regional Prompter output.
+type RegionalPrompterConfig struct {
+	// BaseRatio is the weight of the base (global) prompt in each region.
+	BaseRatio float64 `toml:"base_ratio"`
+}
+
+// StandardBuckets are SDXL's nine ~1 MP training resolutions.
+var StandardBuckets = []string{
+	"1024x1024", "1152x896", "896x1152", "1216x832", "832x1216",
+	"1344x768", "768x1344", "1536x640", "640x1536",
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Buckets:    append([]string(nil), StandardBuckets...),
+		StyleTerms: []string{"high quality", "detailed"},
+		Negative:   "lowres, blurry, jpeg artifacts, watermark, text, deformed",
+		StyleQuestions: []StyleQuestion{
+			{Prefix: "answer {lang} what is the art style of this image?", Format: "{answer} style"},
+			{Prefix: "answer {lang} what is the lighting in this image?", Format: "{answer} lighting"},
+			{Prefix: "answer {lang} what are the main colors of this image?", Format: "{answer} color palette"},
+		},
+		IgnoreAnswers:    []string{"unanswerable", "none", "no", "yes", "unknown", "i don't know", "nothing"},
+		Background:       "background",
+		ObjectWeight:     1.0,
+		BackgroundWeight: 0.6,
+		FeatherPx:        24,
+		Overlap:          OverlapDepth,
+		MaskPrefix:       "paliprompt",
+		ComfyUI: ComfyUIConfig{
+			Checkpoint: "sd_xl_base_1.0.safetensors", Steps: 30, CFG: 7, Sampler: "dpmpp_2m",
+			Scheduler: "karras", TextEncoder: "sdxl", SetCondArea: "default", FilenamePrefix: "paliprompt",
+		},
+		RegionalPrompter: RegionalPrompterConfig{BaseRatio: 0.2},
+	}
+}
+
+// Overlap policies.
+const (
+	OverlapDepth   = "depth"
+	OverlapAverage = "average"
+)
+
+func (c Config) validate() ([]bucket, error) {
+	buckets, err := parseBuckets(c.Buckets)
+	if err != nil {
+		return nil, err
+	}
+	checks := []struct {
+		bad bool
+		msg string
+	}{
+		{badWeight(c.ObjectWeight), fmt.Sprintf("object_weight must be in 0..10, got %v", c.ObjectWeight)},
+		{badWeight(c.BackgroundWeight), fmt.Sprintf("background_weight must be in 0..10, got %v", c.BackgroundWeight)},
+		{c.FeatherPx < 0 || c.FeatherPx > 512, fmt.Sprintf("feather_px must be in 0..512, got %d", c.FeatherPx)},
+		{c.Overlap != OverlapDepth && c.Overlap != OverlapAverage, fmt.Sprintf("overlap must be %q or %q, got %q", OverlapDepth, OverlapAverage, c.Overlap)},
+		{!safeName(c.MaskPrefix), fmt.Sprintf("mask_prefix must be letters, digits, '-' or '_', got %q", c.MaskPrefix)},
+		{strings.TrimSpace(c.Background) == "", "background must not be empty"},
+		{c.ComfyUI.Checkpoint == "", "comfyui.checkpoint must name a checkpoint file"},
+		{c.ComfyUI.Steps < 1 || c.ComfyUI.Steps > 1000, fmt.Sprintf("comfyui.steps must be in 1..1000, got %d", c.ComfyUI.Steps)},
+		{math.IsNaN(c.ComfyUI.CFG) || c.ComfyUI.CFG < 0 || c.ComfyUI.CFG > 100, fmt.Sprintf("comfyui.cfg must be in 0..100, got %v", c.ComfyUI.CFG)},
+		{c.ComfyUI.Sampler == "" || c.ComfyUI.Scheduler == "", "comfyui.sampler and comfyui.scheduler must be set"},
+		{c.ComfyUI.Seed < 0, fmt.Sprintf("comfyui.seed must be >= 0, got %d", c.ComfyUI.Seed)},
+		{c.ComfyUI.TextEncoder != "sdxl" && c.ComfyUI.TextEncoder != "plain", fmt.Sprintf("comfyui.text_encoder must be \"sdxl\" or \"plain\", got %q", c.ComfyUI.TextEncoder)},
+		{c.ComfyUI.SetCondArea != "default" && c.ComfyUI.SetCondArea != "mask bounds", fmt.Sprintf("comfyui.set_cond_area must be \"default\" or \"mask bounds\", got %q", c.ComfyUI.SetCondArea)},
+		{c.ComfyUI.FilenamePrefix == "", "comfyui.filename_prefix must not be empty"},
+		{math.IsNaN(c.RegionalPrompter.BaseRatio) || c.RegionalPrompter.BaseRatio < 0 || c.RegionalPrompter.BaseRatio > 1, fmt.Sprintf("regional_prompter.base_ratio must be in 0..1, got %v", c.RegionalPrompter.BaseRatio)},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return nil, fmt.Errorf("%w: %s", ErrConfig, ch.msg)
+		}
+	}
+	for i, q := range c.StyleQuestions {
+		if strings.TrimSpace(q.Prefix) == "" || !strings.Contains(q.Format, "{answer}") {
+			return nil, fmt.Errorf("%w: style_questions[%d] needs a prefix and a format containing {answer}", ErrConfig, i)
+		}
+	}
+	return buckets, nil
+}
+
+func badWeight(w float64) bool { return math.IsNaN(w) || w < 0 || w > 10 }
+
+// safeName reports whether s is a non-empty file-name-safe word.
+func safeName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,83 @@
+package sdxl
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"paliprompt/grounding"
+)
+
+func TestNewValidatesConfig(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"no buckets", func(c *Config) { c.Buckets = nil }, "buckets is empty"},
+		{"bad bucket", func(c *Config) { c.Buckets = []string{"1024by1024"} }, "not WIDTHxHEIGHT"},
+		{"odd bucket", func(c *Config) { c.Buckets = []string{"1000x1001"} }, "multiple of 8"},
+		{"huge bucket", func(c *Config) { c.Buckets = []string{"8192x8192"} }, "outside"},
+		{"overlap", func(c *Config) { c.Overlap = "max" }, "overlap"},
+		{"weight", func(c *Config) { c.ObjectWeight = math.Inf(1) }, "object_weight"},
+		{"feather", func(c *Config) { c.FeatherPx = -1 }, "feather_px"},
+		{"prefix", func(c *Config) { c.MaskPrefix = "../x" }, "mask_prefix"},
+		{"encoder", func(c *Config) { c.ComfyUI.TextEncoder = "t5" }, "text_encoder"},
+		{"cond area", func(c *Config) { c.ComfyUI.SetCondArea = "all" }, "set_cond_area"},
+		{"question", func(c *Config) { c.StyleQuestions = []StyleQuestion{{Prefix: "answer en why?", Format: "style"}} }, "style_questions[0]"},
+		{"base ratio", func(c *Config) { c.RegionalPrompter.BaseRatio = 2 }, "base_ratio"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.change(&cfg)
+			_, err := New(cfg, nil)
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v, want ErrConfig naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNearestBucket(t *testing.T) {
+	c := newComposer(t, nil, nil)
+	tests := []struct {
+		w, h int
+		want string
+	}{
+		{1000, 1000, "1024x1024"},
+		{1280, 960, "1152x896"},
+		{960, 1280, "896x1152"},
+		{1920, 1080, "1344x768"},
+		{1080, 1920, "768x1344"},
+		{3000, 1000, "1536x640"},
+		{6000, 500, "1536x640"},
+		{1500, 1000, "1216x832"},
+	}
+	for _, tt := range tests {
+		b, err := c.chooseBucket(tt.w, tt.h, Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmtBucket(b); got != tt.want {
+			t.Errorf("%dx%d -> %s, want %s", tt.w, tt.h, got, tt.want)
+		}
+	}
+}
+
+func fmtBucket(b bucket) string { return fmt.Sprintf("%dx%d", b.W, b.H) }
+
+func TestForcedSize(t *testing.T) {
+	c := newComposer(t, nil, nil)
+	if b, err := c.chooseBucket(1280, 960, Request{Width: 768, Height: 512}); err != nil || b != (bucket{768, 512}) {
+		t.Errorf("forced 768x512: %v %v", b, err)
+	}
+	for _, req := range []Request{{Width: 1000}, {Width: 1001, Height: 1000}, {Width: 64, Height: 64}, {Width: 9000, Height: 1024}} {
+		_, err := c.chooseBucket(1280, 960, req)
+		if !errors.Is(err, ErrBadRequest) || !errors.Is(err, grounding.ErrBadRequest) {
+			t.Errorf("%+v: %v, want ErrBadRequest", req, err)
+		}
+	}
+}

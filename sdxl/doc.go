@@ -1,0 +1,55 @@
+// Package sdxl turns a layouts.Layout into an SDXL generation plan: a
+// canvas size, prompts, regional masks and the same plan in the formats
+// of the tools that run SDXL.
+//
+// # Contract
+//
+// Input: a layouts.Layout and a Request (the "sdxl" object of a JSON
+// request: forced size, extra terms, sampler settings). Output: a Plan,
+// a plain value with JSON tags that the plugin puts in its reply. Pure
+// functions of the input: no I/O, no models, no NATS (encoding masks to
+// PNG bytes in memory is all). A Composer holds its validated Config and
+// a TokenCounter and is safe for concurrent use if the counter is.
+// Errors only for options it cannot honour; they wrap ErrBadRequest,
+// which wraps grounding.ErrBadRequest (a 400).
+//
+// # The plan
+//
+//   - Bucket: the configured size (default SDXL's nine ~1 MP buckets)
+//     nearest the reference's aspect ratio, or the request's forced size.
+//   - Global prompt: caption, a sentence per object, style-question
+//     answers, configured style terms, request terms; packed into chunks
+//     of at most 75 CLIP tokens, cut only between phrases, joined with
+//     BREAK. Negative: configured terms and request terms, the same way.
+//   - Regions: one per object (its label with the caption's attributes
+//     for it and its location phrase, within one 75-token window) and the
+//     background (the caption's scene phrase, "background"). Each has a
+//     weight and an 8-bit white-on-black PNG mask at the canvas size: the
+//     object's soft segmentation mask scaled into its placed box, else the
+//     box with a feathered edge; overlaps resolved by depth or average;
+//     the background is the complement, so masks sum to white.
+//   - User and model text is escaped for the prompt syntax (Escape).
+//   - Tokens are counted with the injected TokenCounter (a CLIP
+//     tokenizer.json through grounding's tokenizer binding), else with
+//     EstimateCounter, a conservative estimate. Plan.Notes says what was
+//     cut or left out; nothing is dropped silently.
+//   - Consumers: ComfyUI (a runnable API graph, checked by Graph.Check
+//     against the node signature table in comfyui.go), Regional Prompter
+//     (Mask mode, and Matrix mode when the regions tile the canvas), Forge
+//     Couple (Advanced mode lines) and an Omost canvas (with its Python).
+//
+// # How the plugin calls us
+//
+//	composer, err := sdxl.New(cfg.SDXL, counter)    // [sdxl]; counter nil: estimate
+//	greq.Prefixes = append(greq.Prefixes, composer.StylePrefixes(lang)...)
+//	result, err := grounder.Ground(ctx, greq)       // answers come back in result.Answers
+//	layout, err := planner.Build(result, place)     // package layouts
+//	sreq.ID, sreq.Lang = id, lang                   // sreq: the request's "sdxl" object
+//	plan, err := composer.Compose(layout, sreq)
+//	preview := planner.Preview(img, layout, plan.Canvas())
+//
+// Every mask a consumer names is in the plan: Region.Mask (named
+// Region.MaskFile) and RegionalPrompter.Mask (MaskFile); Plan.MaskFiles
+// lists the names. A ComfyUI user uploads those files to ComfyUI's input
+// folder and posts {"prompt": plan.comfyui}.
+package sdxl

@@ -1,0 +1,125 @@
+package sdxl
+
+import (
+	"image"
+	"math"
+	"strings"
+	"testing"
+
+	"paliprompt/grounding"
+	"paliprompt/layouts"
+)
+
+func ellipseMask(b grounding.Box) *grounding.Mask {
+	r := image.Rect(int(b.X0), int(b.Y0), int(b.X1), int(b.Y1))
+	m := &grounding.Mask{Rect: r, Values: make([]float32, r.Dx()*r.Dy())}
+	cx, cy := float64(r.Min.X+r.Max.X)/2, float64(r.Min.Y+r.Max.Y)/2
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			dx := (float64(x) + 0.5 - cx) / (float64(r.Dx()) / 2)
+			dy := (float64(y) + 0.5 - cy) / (float64(r.Dy()) / 2)
+			m.Values[(y-r.Min.Y)*r.Dx()+x-r.Min.X] = float32(math.Max(-1, math.Min(1, (1-math.Sqrt(dx*dx+dy*dy))*4)))
+		}
+	}
+	return m
+}
+
+func det(label string, x0, y0, x1, y1 float64) grounding.Object {
+	return grounding.Object{Label: label, Box: grounding.Box{X0: x0, Y0: y0, X1: x1, Y1: y1}, Source: "detect"}
+}
+
+func seg(label string, x0, y0, x1, y1 float64) grounding.Object {
+	o := det(label, x0, y0, x1, y1)
+	o.Source, o.Mask = "segment", ellipseMask(o.Box)
+	return o
+}
+
+func livingRoom() grounding.Result {
+	return grounding.Result{
+		Width: 1280, Height: 960, Caption: "a black cat sitting on a red sofa in a living room",
+		Answers: []grounding.Answer{
+			{Prefix: "answer en what is the art style of this image?", Text: "photograph."},
+			{Prefix: "answer en what is the lighting in this image?", Text: "unanswerable"},
+		},
+		Objects: []grounding.Object{seg("cat", 100, 150, 500, 450), det("sofa", 50, 300, 1200, 900), det("lamp", 1000, 50, 1200, 400)},
+	}
+}
+
+// quadrantsScene has four boxes, one filling each quadrant: grid-aligned.
+func quadrantsScene() grounding.Result {
+	return grounding.Result{
+		Width: 1024, Height: 1024, Caption: "four (framed) paintings on a wall [detail]",
+		Objects: []grounding.Object{
+			det("red painting", 0, 0, 512, 512), det("blue painting", 512, 0, 1024, 512),
+			det("green painting", 0, 512, 512, 1024), det("yellow painting", 512, 512, 1024, 1024),
+		},
+	}
+}
+
+// tenObjects is the benchmark scene: ten objects, half segmented.
+func tenObjects() grounding.Result {
+	res := grounding.Result{Width: 1280, Height: 960,
+		Caption: "a busy kitchen with two cooks, a dog, pots on the stove and a window over the sink"}
+	labels := []string{"cook", "cook", "dog", "pot", "stove", "window", "sink", "table", "chair", "lamp"}
+	for i, l := range labels {
+		x, y := float64(40+(i%5)*240), float64(60+(i/5)*420)
+		o := det(l, x, y, x+220+float64(i*7), y+380-float64(i*11))
+		if i%2 == 0 {
+			o = seg(l, o.Box.X0, o.Box.Y0, o.Box.X1, o.Box.Y1)
+		}
+		res.Objects = append(res.Objects, o)
+	}
+	return res
+}
+
+func layoutOf(t testing.TB, res grounding.Result, place string) layouts.Layout {
+	t.Helper()
+	p, err := layouts.New(layouts.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := layouts.ParsePlacement(place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.Build(res, pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func newComposer(t testing.TB, change func(*Config), counter TokenCounter) *Composer {
+	t.Helper()
+	cfg := DefaultConfig()
+	if change != nil {
+		change(&cfg)
+	}
+	c, err := New(cfg, counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func compose(t testing.TB, c *Composer, l layouts.Layout, req Request) Plan {
+	t.Helper()
+	p, err := c.Compose(l, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// wordCounter counts whitespace-separated words: a deterministic counter
+// for tests of the chunking logic.
+type wordCounter struct{}
+
+func (wordCounter) CountTokens(s string) int { return len(strings.Fields(s)) }
+
+// sideBySide has two full-height boxes: a one-row matrix with a
+// background gap between them.
+func sideBySide() grounding.Result {
+	return grounding.Result{Width: 1024, Height: 1024, Caption: "a man and a woman",
+		Objects: []grounding.Object{det("man", 0, 0, 512, 1024), det("woman", 640, 0, 1024, 1024)}}
+}

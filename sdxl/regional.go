@@ -1,0 +1,187 @@
+package sdxl
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"math"
+	"strings"
+)
+
+// RegionalPrompter is the plan for the A1111/Forge Regional Prompter
+// extension (hako-mikan/sd-webui-regional-prompter).
+//
+// Mask mode: set Divide mode to Mask, upload Mask (a colour-coded PNG at
+// the canvas size), enable the base prompt with BaseRatio and use Prompt:
+// the global prompt, ADDBASE, then one region per colour in colour order,
+// separated by BREAK. The colours are the extension's own sequence,
+// HSV(hue, 50%, 50%) with hues 0, 180, 90, 270, 45, ... degrees, in
+// region order; each pixel is coloured for the region with the largest
+// mask value there. Regions that win no pixel are left out (the
+// extension skips colours it does not find, which would shift every
+// later prompt) and listed in Omitted.
+type RegionalPrompter struct {
+	Mode           string        `json:"mode"`
+	Prompt         string        `json:"prompt"`
+	NegativePrompt string        `json:"negative_prompt"`
+	UseBase        bool          `json:"use_base"`
+	BaseRatio      float64       `json:"base_ratio"`
+	MaskFile       string        `json:"mask_file"`
+	Mask           []byte        `json:"mask"`
+	Colors         []RegionColor `json:"colors"`
+	Omitted        []string      `json:"omitted,omitempty"`
+	// Matrix is the same plan in Matrix mode, present when the regions
+	// are rectangles that tile the canvas in rows or columns (boxes
+	// without segmentation masks, edges aligned within 3% of the frame).
+	Matrix *RegionalMatrix `json:"matrix,omitempty"`
+}
+
+// RegionColor ties a mask colour to a plan region.
+type RegionColor struct {
+	Region int    `json:"region"`
+	Label  string `json:"label"`
+	Color  string `json:"color"` // "#rrggbb"
+}
+
+// RegionalMatrix is Regional Prompter's Matrix mode: DivideMode
+// "Horizontal" (labelled Columns in newer versions) splits rows first
+// (";" between rows, each row "height,width,width,..."), "Vertical" (Rows)
+// columns first ("," between columns, each "width;height;height");
+// a single row or column uses the one-dimensional form "a,b,c". Ratios
+// are pixels of the canvas. Prompt: global ADDBASE, then the cells left
+// to right, top to bottom, with ADDCOL/ADDROW (BREAK in one dimension).
+type RegionalMatrix struct {
+	DivideMode  string  `json:"divide_mode"`
+	DivideRatio string  `json:"divide_ratio"`
+	Prompt      string  `json:"prompt"`
+	BaseRatio   float64 `json:"base_ratio"`
+	UseBase     bool    `json:"use_base"`
+}
+
+// rpColors are the first n colours of Regional Prompter's sequence
+// (regions.py deterministic_colours): hue 0, then in each round the
+// midpoints between the hues so far; HSV to RGB as Python's colorsys,
+// scaled by 256 and truncated to bytes as numpy's astype(uint8) does.
+func rpColors(n int) []color.RGBA {
+	out := make([]color.RGBA, 0, n)
+	cycle, hue, delta := -1.0, 0.0, 0.0
+	for i := 0; i < n; i++ {
+		c := math.Ceil(math.Log2(float64(i + 1)))
+		switch {
+		case c == 0:
+			hue, cycle = 0, c
+		case c != cycle:
+			delta = 1 / math.Pow(2, c)
+			hue, cycle = delta, c
+		default:
+			hue += 2 * delta
+		}
+		r, g, b := hsvToRGB(hue, 0.5, 0.5)
+		out = append(out, color.RGBA{uint8(r * 256), uint8(g * 256), uint8(b * 256), 255})
+	}
+	return out
+}
+
+// hsvToRGB is Python's colorsys.hsv_to_rgb for s > 0.
+func hsvToRGB(h, s, v float64) (float64, float64, float64) {
+	i := math.Trunc(h * 6)
+	f := h*6 - i
+	p, q, t := v*(1-s), v*(1-s*f), v*(1-s*(1-f))
+	switch int(i) % 6 {
+	case 0:
+		return v, t, p
+	case 1:
+		return q, v, p
+	case 2:
+		return p, v, t
+	case 3:
+		return p, q, v
+	case 4:
+		return t, p, v
+	}
+	return v, p, q
+}
+
+func hexColor(c color.RGBA) string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B) }
+
+// regionalPrompter builds the Mask mode plan (and Matrix mode when the
+// regions allow it). regions are the plan's regions, the background last;
+// order lists region indexes in mask colour order (background first,
+// then objects nearest first for ties).
+func (c *Composer) regionalPrompter(p *Plan, base string, id string) (RegionalPrompter, error) {
+	bgIdx := len(p.Regions) - 1
+	w, h := p.Width, p.Height
+	// Pixels go to the largest mask; ties to the nearer object, the
+	// background last.
+	tieOrder := append(append([]int(nil), p.depthOrder...), bgIdx)
+	owner := make([]int, w*h)
+	wins := make([]int, len(p.Regions))
+	for px := range owner {
+		best, bestV := bgIdx, -1
+		for _, ri := range tieOrder {
+			if v := int(p.Regions[ri].image.Pix[px]); v > bestV {
+				best, bestV = ri, v
+			}
+		}
+		owner[px] = best
+		wins[best]++
+	}
+	colorOrder := append([]int{bgIdx}, seq(bgIdx)...)
+	var included []int
+	rp := RegionalPrompter{Mode: "Mask", UseBase: true, BaseRatio: c.cfg.RegionalPrompter.BaseRatio,
+		NegativePrompt: strings.Join(p.NegativeChunks, phraseSep), MaskFile: maskFileName(c.cfg.MaskPrefix, id, "rp-mask")}
+	for _, ri := range colorOrder {
+		if wins[ri] == 0 {
+			rp.Omitted = append(rp.Omitted, fmt.Sprintf("region %d (%s): no pixel where it is the largest mask", ri, p.Regions[ri].Label))
+			continue
+		}
+		included = append(included, ri)
+	}
+	colors := rpColors(len(included))
+	colorOf := make([]color.RGBA, len(p.Regions))
+	prompts := []string{}
+	for k, ri := range included {
+		colorOf[ri] = colors[k]
+		rp.Colors = append(rp.Colors, RegionColor{Region: ri, Label: p.Regions[ri].Label, Color: hexColor(colors[k])})
+		prompts = append(prompts, p.Regions[ri].Prompt)
+	}
+	var err error
+	if rp.Mask, err = encodePNG(colorMask(owner, colorOf, included, w, h)); err != nil {
+		return RegionalPrompter{}, err
+	}
+	rp.Prompt = base + " ADDBASE\n" + strings.Join(prompts, " BREAK\n")
+	rp.Matrix = c.regionalMatrix(p, base)
+	return rp, nil
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// colorMask paints each pixel in its owner's colour: a paletted image
+// (small, fast to encode) unless there are more colours than a palette holds.
+func colorMask(owner []int, colorOf []color.RGBA, included []int, w, h int) image.Image {
+	if len(included) > 256 {
+		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		for px, ri := range owner {
+			c := colorOf[ri]
+			copy(img.Pix[px*4:px*4+4], []uint8{c.R, c.G, c.B, 255})
+		}
+		return img
+	}
+	pal := color.Palette{}
+	slot := make([]uint8, len(colorOf))
+	for k, ri := range included {
+		pal = append(pal, colorOf[ri])
+		slot[ri] = uint8(k)
+	}
+	img := image.NewPaletted(image.Rect(0, 0, w, h), pal)
+	for px, ri := range owner {
+		img.Pix[px] = slot[ri]
+	}
+	return img
+}
