@@ -89,6 +89,9 @@ func (g *ModelGrounder) Ground(ctx context.Context, req Request) (Result, error)
 	if req.Segment && g.masks == nil {
 		return Result{}, g.maskErr
 	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("grounding not started: %w", err)
+	}
 	res := Result{Width: w, Height: h}
 	timed := func(stage string, start time.Time) {
 		res.Timings = append(res.Timings, Timing{Stage: stage, Duration: time.Since(start)})
