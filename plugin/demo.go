@@ -72,7 +72,12 @@ func Demo(ctx context.Context, cfg Config, deps Deps, opts DemoOptions, w io.Wri
 	if err := os.MkdirAll(filepath.Join(opts.Out, "events"), 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "paliprompt demo: embedded NATS at %s, grounder %q, %d example requests\n\n", p.URL(), p.pipe.Stats().Grounder, len(files))
+	uploaded, err := d.uploadImages(ctx, filepath.Join(opts.Examples, "images"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "paliprompt demo: embedded NATS at %s, grounder %q, %d example requests, %d images in bucket %s\n\n",
+		p.URL(), p.pipe.Stats().Grounder, len(files), uploaded, cfg.Objects.ImagesBucket)
 	rows := d.requests(files)
 	rows = append(rows, d.events(ctx, files)...)
 	writeSummary(w, rows)
@@ -93,6 +98,30 @@ type demo struct {
 	cfg Config
 	nc  *nats.Conn
 	out string
+}
+
+// uploadImages puts the example images into the images bucket, named by
+// their file names, for the requests that use image_object.
+func (d demo) uploadImages(ctx context.Context, dir string) (int, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return 0, err
+	}
+	store, err := js.ObjectStore(ctx, d.cfg.Objects.ImagesBucket)
+	if err != nil {
+		return 0, fmt.Errorf("images bucket %s: %w", d.cfg.Objects.ImagesBucket, err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := store.PutBytes(ctx, filepath.Base(f), data); err != nil {
+			return 0, fmt.Errorf("put %s into bucket %s: %w", f, d.cfg.Objects.ImagesBucket, err)
+		}
+	}
+	return len(files), nil
 }
 
 // exampleTask is the task named by an example file: <task>-<name>.json.

@@ -115,14 +115,8 @@ func (b *eventBus) run(fetch, work context.Context) {
 		case <-fetch.Done():
 			return
 		}
-		release, err := b.pipe.queue.admit(fetch)
-		if err != nil {
-			<-b.slots
-			return
-		}
 		msg, err := b.next(fetch)
 		if msg == nil {
-			release()
 			<-b.slots
 			if fetch.Err() != nil {
 				return
@@ -137,7 +131,6 @@ func (b *eventBus) run(fetch, work context.Context) {
 		go func() {
 			defer b.inflight.Done()
 			defer func() { <-b.slots }()
-			defer release()
 			b.handle(work, msg)
 		}()
 	}
@@ -180,6 +173,14 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 	}
 	stop := b.keepAlive(work, msg)
 	defer stop()
+	// A reference waits for a place in the queue like a request does, but
+	// is never refused: it stays in progress until there is room.
+	release, err := b.pipe.queue.admit(work)
+	if err != nil {
+		_ = msg.Nak()
+		return
+	}
+	defer release()
 	req, err := decodeRequest(TaskGenerate, msg.Headers(), msg.Data(), limitsOf(b.cfg))
 	id := b.eventID(req.ID, msg, seq)
 	req.ID = id

@@ -181,6 +181,10 @@ func (p *Plugin) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Ready means the endpoints' subscriptions are live on the server.
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		return fmt.Errorf("flush subscriptions: %w", err)
+	}
 	close(p.ready)
 	p.log.Info("paliprompt ready", "nats", redact(url), "service", p.cfg.Service.Name, "version", p.deps.Version,
 		"endpoints", p.cfg.Service.SubjectPrefix+".{generate,caption,detect,segment,layout}",

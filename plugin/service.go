@@ -125,13 +125,12 @@ func (s *service) serve(task Task, r micro.Request, counts *endpointCounts) {
 		s.replyError(r, counts, req.ID, err)
 		return
 	}
-	if err := r.Respond(data, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}, HeaderID: {req.ID}})); err != nil {
-		s.log.Error("send reply", "id", req.ID, "task", task, "err", err)
-	}
+	header := nats.Header{"Content-Type": {"application/json"}, HeaderID: {req.ID}}
+	s.send(r, &nats.Msg{Data: data, Header: header})
 }
 
 // replyError answers with the micro error headers: the code and a
-// description that names the problem.
+// description that names the problem, and the same as a JSON body.
 func (s *service) replyError(r micro.Request, counts *endpointCounts, id string, err error) {
 	code, desc := ErrorCode(err), Describe(err)
 	counts.errors.Add(1)
@@ -142,8 +141,25 @@ func (s *service) replyError(r micro.Request, counts *endpointCounts, id string,
 	}
 	s.log.Log(context.Background(), level, "request failed", "subject", r.Subject(), "id", id, "code", code, "err", desc)
 	body, _ := marshalJSON(newReplyError(id, code, desc, 0))
-	if err := r.Error(strconv.Itoa(code), desc, body, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}})); err != nil {
-		s.log.Error("send error reply", "id", id, "err", err)
+	header := nats.Header{
+		micro.ErrorHeader:     {desc},
+		micro.ErrorCodeHeader: {strconv.Itoa(code)},
+		"Content-Type":        {"application/json"},
+	}
+	s.send(r, &nats.Msg{Data: body, Header: header})
+}
+
+// send publishes a reply to the request's reply subject. Replies are sent
+// on the connection rather than through micro.Request, which is not safe
+// to use once its handler has returned (micro reads its state then).
+func (s *service) send(r micro.Request, m *nats.Msg) {
+	if r.Reply() == "" {
+		s.log.Warn("request without a reply subject: nothing to answer", "subject", r.Subject())
+		return
+	}
+	m.Subject = r.Reply()
+	if err := s.nc.PublishMsg(m); err != nil {
+		s.log.Error("send reply", "subject", r.Subject(), "err", err)
 	}
 }
 
