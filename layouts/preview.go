@@ -116,9 +116,9 @@ func (p *Planner) Preview(ref image.Image, l Layout, c Canvas) *image.RGBA {
 	dc.Clear()
 
 	refX, canX, top := m, m*2+float64(refW), m+header
-	dc.DrawImage(referencePanel(ref, l, refW, refH), int(refX), int(top))
+	paste(dc, referencePanel(ref, l, refW, refH), int(refX), int(top))
 	drawReferenceMarks(dc, st, l, refX, top, float64(refW), float64(refH))
-	dc.DrawImage(canvasPanel(c, canW, canH), int(canX), int(top))
+	paste(dc, canvasPanel(c, canW, canH), int(canX), int(top))
 	drawCanvasMarks(dc, st, c, canX, top, float64(canW), float64(canH))
 
 	dc.SetFontFace(st.bold)
@@ -129,6 +129,13 @@ func (p *Planner) Preview(ref image.Image, l Layout, c Canvas) *image.RGBA {
 	drawLegend(dc, st, refLegend, refX, legendTop)
 	drawLegend(dc, st, canLegend, canX, legendTop)
 	return dc.Image().(*image.RGBA)
+}
+
+// paste copies a panel onto the context's image at (x, y). (gg's
+// DrawImage resamples through an affine transform even for a plain copy.)
+func paste(dc *gg.Context, panel *image.RGBA, x, y int) {
+	dst := dc.Image().(*image.RGBA)
+	draw.Draw(dst, panel.Bounds().Add(image.Pt(x, y)), panel, image.Point{}, draw.Src)
 }
 
 func referenceTitle(l Layout, missing bool) string {
@@ -376,7 +383,11 @@ func objectLegend(dc *gg.Context, l Layout, width float64) []legendEntry {
 func regionLegend(dc *gg.Context, c Canvas, width float64) []legendEntry {
 	var out []legendEntry
 	for _, r := range c.Regions {
-		out = append(out, legendEntry{ObjectColor(r.Color), dc.WordWrap(r.Label+": "+r.Prompt, width)})
+		name := r.Label
+		if r.Color >= 0 {
+			name = fmt.Sprintf("%d %s", r.Color, r.Label)
+		}
+		out = append(out, legendEntry{ObjectColor(r.Color), dc.WordWrap(name+": "+r.Prompt, width)})
 	}
 	return out
 }

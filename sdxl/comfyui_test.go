@@ -64,10 +64,10 @@ func TestGraphCheckFindsFaults(t *testing.T) {
 		return ""
 	}
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(g Graph)
-		files []string
-		want  string
+		files  []string
+		want   string
 	}{
 		{"missing node", func(g Graph) { delete(g, find(g, "EmptyLatentImage")) }, files, "link to missing node"},
 		{"bad output index", func(g Graph) { g[find(g, "VAEDecode")].Inputs["vae"] = Link{find(g, "CheckpointLoaderSimple"), 3} }, files, "has 3 outputs"},

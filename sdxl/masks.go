@@ -23,10 +23,21 @@ func (c *Composer) objectRaster(o *layouts.Object, w, h int) *image.Gray {
 
 // featheredBox rasterizes a normalized box on a w x h canvas with a
 // linear ramp `feather` pixels wide centred on its edge (0: hard edge).
+// Edges on the frame's border are not feathered: the object goes on
+// beyond the frame.
 func featheredBox(b layouts.Box, w, h int, feather float64) *image.Gray {
 	g := image.NewGray(image.Rect(0, 0, w, h))
 	x0, x1 := b.X0*float64(w), b.X1*float64(w)
 	y0, y1 := b.Y0*float64(h), b.Y1*float64(h)
+	open := func(v *float64, border, beyond float64) {
+		if math.Abs(*v-border) < 0.5 {
+			*v = beyond
+		}
+	}
+	open(&x0, 0, -feather)
+	open(&y0, 0, -feather)
+	open(&x1, float64(w), float64(w)+feather)
+	open(&y1, float64(h), float64(h)+feather)
 	ramp := func(d float64) float64 {
 		if feather == 0 {
 			if d > 0 {
@@ -77,8 +88,14 @@ func (c *Composer) resolveMasks(objs []layouts.Object, own []*image.Gray, w, h i
 	background = image.NewGray(image.Rect(0, 0, w, h))
 	vals := make([]float64, len(objs))
 	for p := 0; p < w*h; p++ {
+		covered := false
 		for i, m := range own {
 			vals[i] = float64(m.Pix[p]) / 255
+			covered = covered || m.Pix[p] != 0
+		}
+		if !covered {
+			background.Pix[p] = 255
+			continue
 		}
 		if c.cfg.Overlap == OverlapAverage {
 			averageShares(vals)

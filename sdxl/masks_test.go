@@ -18,6 +18,10 @@ func TestFeatheredBox(t *testing.T) {
 		{10, 50, 50, 255}, {10, 30, 50, 255}, {10, 25, 50, 140}, {10, 24, 50, 115}, {10, 19, 50, 0},
 		{10, 25, 25, 140}, {10, 74, 50, 140},
 	}
+	edge := featheredBox(layouts.Box{X0: 0, Y0: 0, X1: 0.5, Y1: 1}, 100, 100, 10)
+	if got := edge.GrayAt(0, 99).Y; got != 255 {
+		t.Errorf("a box on the frame border is feathered there: %d", got)
+	}
 	for _, tt := range tests {
 		g := featheredBox(b, 100, 100, tt.feather)
 		if got := g.GrayAt(tt.x, tt.y).Y; got != tt.want {

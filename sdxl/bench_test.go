@@ -1,0 +1,74 @@
+package sdxl
+
+import (
+	"image"
+	"testing"
+	"time"
+
+	"paliprompt/layouts"
+)
+
+// BenchmarkPipeline measures one 1280x960 image with ten objects (five
+// segmented): the layout, the prompts, the masks at the bucket size, the
+// 11 mask PNGs, the whole Compose (with the consumer formats and the
+// Regional Prompter colour mask) and the preview drawn at the bucket's
+// height. Each stage is reported in ms per image.
+func BenchmarkPipeline(b *testing.B) {
+	res := tenObjects()
+	cfg := layouts.DefaultConfig()
+	cfg.PreviewHeight = 896 // the bucket's height: the canvas panel at bucket size
+	planner, err := layouts.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newComposer(b, nil, nil)
+	ref := sceneImage(res)
+	var layoutT, promptT, maskT, pngT, composeT, previewT time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		l, err := planner.Build(res, layouts.Placement{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		var notes []string
+		c.chunk(c.globalPhrases(l, c.styleAnswers(l, "en"), Request{}), "positive prompt", &notes)
+		for i, o := range l.Objects {
+			c.regionPrompt(subject(l.Caption, o.Label, nil), l.Objects[i], &notes)
+		}
+		t2 := time.Now()
+		own := make([]*image.Gray, len(l.Objects))
+		for i := range l.Objects {
+			own[i] = c.objectRaster(&l.Objects[i], 1152, 896)
+		}
+		regions, bg := c.resolveMasks(l.Objects, own, 1152, 896)
+		t3 := time.Now()
+		for _, m := range append(regions, bg) {
+			if _, err := encodePNG(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t4 := time.Now()
+		p, err := c.Compose(l, Request{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t5 := time.Now()
+		planner.Preview(ref, l, p.Canvas())
+		t6 := time.Now()
+		layoutT += t1.Sub(t0)
+		promptT += t2.Sub(t1)
+		maskT += t3.Sub(t2)
+		pngT += t4.Sub(t3)
+		composeT += t5.Sub(t4)
+		previewT += t6.Sub(t5)
+	}
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / n }
+	b.ReportMetric(ms(layoutT), "layout-ms")
+	b.ReportMetric(ms(promptT), "prompts-ms")
+	b.ReportMetric(ms(maskT), "masks-ms")
+	b.ReportMetric(ms(pngT), "11png-ms")
+	b.ReportMetric(ms(composeT), "compose-ms")
+	b.ReportMetric(ms(previewT), "preview-ms")
+}

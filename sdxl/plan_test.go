@@ -1,0 +1,227 @@
+package sdxl
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"paliprompt/grounding"
+	"paliprompt/layouts"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// planScenes are the plans kept as golden files (masks as their
+// coverage; the previews show them).
+var planScenes = []struct {
+	name  string
+	res   func() grounding.Result
+	place string
+	req   Request
+}{
+	{"living-room", livingRoom, "", Request{ID: "living-room", Positive: "cozy (warm) light", Negative: "cartoon"}},
+	{"living-room-placed", livingRoom, "mirror; cat=top-right", Request{ID: "placed", Width: 1024, Height: 1024}},
+	{"quadrants", quadrantsScene, "", Request{ID: "quadrants"}},
+	{"kitchen", tenObjects, "", Request{ID: "kitchen"}},
+}
+
+func TestGoldenPlans(t *testing.T) {
+	for _, sc := range planScenes {
+		t.Run(sc.name, func(t *testing.T) {
+			l := layoutOf(t, sc.res(), sc.place)
+			p := compose(t, newComposer(t, nil, nil), l, sc.req)
+			if err := p.ComfyUI.Check(p.MaskFiles()); err != nil {
+				t.Fatal(err)
+			}
+			checkMasks(t, p)
+			for i := range p.Regions {
+				p.Regions[i].Mask = nil
+			}
+			p.RegionalPrompter.Mask = nil
+			got, err := json.MarshalIndent(p, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, filepath.Join("testdata", "golden", sc.name+".json"), append(got, '\n'))
+
+			planner, _ := layouts.New(layouts.DefaultConfig())
+			preview := planner.Preview(sceneImage(sc.res()), l, p.Canvas())
+			checkGoldenPNG(t, filepath.Join("testdata", "golden", sc.name+"-preview.png"), preview)
+		})
+	}
+}
+
+// checkMasks decodes every region mask: 8-bit grey at the canvas size,
+// summing to white at every pixel.
+func checkMasks(t *testing.T, p Plan) {
+	t.Helper()
+	sum := make([]int, p.Width*p.Height)
+	for _, r := range p.Regions {
+		img, err := png.Decode(bytes.NewReader(r.Mask))
+		if err != nil {
+			t.Fatalf("region %d mask: %v", r.Index, err)
+		}
+		g, ok := img.(*image.Gray)
+		if !ok || g.Bounds() != image.Rect(0, 0, p.Width, p.Height) {
+			t.Fatalf("region %d mask is %T %v, want 8-bit grey %dx%d", r.Index, img, img.Bounds(), p.Width, p.Height)
+		}
+		for i, v := range g.Pix {
+			sum[i] += int(v)
+		}
+	}
+	for i, s := range sum {
+		if s != 255 {
+			t.Fatalf("masks sum to %d at pixel %d", s, i)
+		}
+	}
+}
+
+func TestComposeErrors(t *testing.T) {
+	c := newComposer(t, nil, nil)
+	l := layoutOf(t, livingRoom(), "")
+	bad := int64(-1)
+	for _, req := range []Request{{Width: 1000, Height: 1001}, {Height: 1024}, {Steps: -1}, {CFG: 500}, {Seed: &bad}} {
+		if _, err := c.Compose(l, req); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("%+v: %v, want ErrBadRequest", req, err)
+		}
+	}
+	if _, err := c.Compose(layouts.Layout{}, Request{}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("empty layout: %v", err)
+	}
+}
+
+func TestNoObjects(t *testing.T) {
+	c := newComposer(t, nil, nil)
+	p := compose(t, c, layoutOf(t, grounding.Result{Width: 640, Height: 480, Caption: "an empty beach"}, ""), Request{})
+	if len(p.Regions) != 1 || p.Regions[0].Coverage != 1 || p.RegionalPrompter.Matrix != nil {
+		t.Fatalf("regions %+v", p.Regions)
+	}
+	if err := p.ComfyUI.Check(p.MaskFiles()); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.ForgeCouple.Mapping) != 1 || len(p.Omost.Locals) != 0 {
+		t.Errorf("forge %+v omost %+v", p.ForgeCouple, p.Omost)
+	}
+}
+
+func TestForgeCoupleAndOmost(t *testing.T) {
+	c := newComposer(t, nil, nil)
+	l := layoutOf(t, livingRoom(), "")
+	p := compose(t, c, l, Request{Positive: "line\nbreak"})
+	fc := p.ForgeCouple
+	lines := strings.Split(fc.Prompt, fc.Separator)
+	if len(lines) != len(fc.Mapping) || len(lines) != len(l.Objects)+1 {
+		t.Fatalf("%d lines for %d mapping rows", len(lines), len(fc.Mapping))
+	}
+	if fc.Mapping[0] != [5]float64{0, 1, 0, 1, 0.6} {
+		t.Errorf("background line %v", fc.Mapping[0])
+	}
+	if m := fc.Mapping[1]; m[0] != 0.0781 || m[1] != 0.3906 || m[2] != 0.1563 || m[3] != 0.4688 || m[4] != 1 {
+		t.Errorf("cat line %v", m)
+	}
+	code := p.Omost.Code
+	for _, want := range []string{"```python\n", "canvas = Canvas()\n", `location="on the top-left"`, `distance_to_viewer=1.0`, "\n```"} {
+		if !strings.Contains(code, want) {
+			t.Errorf("omost code lacks %q:\n%s", want, code)
+		}
+	}
+	if p.Omost.Locals[0].Area != l.Objects[0].Omost.Area {
+		t.Errorf("omost area %q", p.Omost.Locals[0].Area)
+	}
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file; run go test -update and review the diff", path)
+	}
+}
+
+// Golden previews may differ by a little anti-aliasing: a pixel differs
+// when a channel is off by more than 24, and at most 0.2% may differ.
+func checkGoldenPNG(t *testing.T, path string, got *image.RGBA) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, got); err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		checkGolden(t, path, buf.Bytes())
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	want, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Bounds() != want.Bounds() {
+		t.Fatalf("%s: size %v, golden %v", path, got.Bounds(), want.Bounds())
+	}
+	bad := 0
+	b := got.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r1, g1, b1, _ := got.At(x, y).RGBA()
+			r2, g2, b2, _ := want.At(x, y).RGBA()
+			if far(r1, r2) || far(g1, g2) || far(b1, b2) {
+				bad++
+			}
+		}
+	}
+	if share := float64(bad) / float64(b.Dx()*b.Dy()); share > 0.002 {
+		out := filepath.Join(t.TempDir(), filepath.Base(path))
+		_ = os.WriteFile(out, buf.Bytes(), 0o644)
+		t.Errorf("%s: %d pixels (%.2f%%) differ (got written to %s)", path, bad, 100*share, out)
+	}
+}
+
+func far(a, b uint32) bool {
+	d := int(a>>8) - int(b>>8)
+	return d > 24 || d < -24
+}
+
+// sceneImage paints a stand-in reference photo with a shape per object.
+func sceneImage(res grounding.Result) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, res.Width, res.Height))
+	for y := 0; y < res.Height; y++ {
+		for x := 0; x < res.Width; x++ {
+			img.Set(x, y, color.RGBA{uint8(200 - 80*y/res.Height), uint8(190 - 40*x/res.Width), 160, 255})
+		}
+	}
+	for i, o := range res.Objects {
+		c := color.RGBA{uint8(50 + 37*i%180), uint8(90 + 53*i%150), uint8(40 + 29*i%170), 255}
+		for y := max(0, int(o.Box.Y0)); y < min(res.Height, int(o.Box.Y1)); y++ {
+			for x := max(0, int(o.Box.X0)); x < min(res.Width, int(o.Box.X1)); x++ {
+				if o.Mask == nil || o.Mask.Inside(x, y) {
+					img.Set(x, y, c)
+				}
+			}
+		}
+	}
+	return img
+}
+
