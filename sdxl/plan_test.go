@@ -224,4 +224,3 @@ func sceneImage(res grounding.Result) *image.RGBA {
 	}
 	return img
 }
-
