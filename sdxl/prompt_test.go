@@ -73,8 +73,8 @@ func TestEstimateCounter(t *testing.T) {
 	}{
 		{"", 0},
 		{"a cat", 2},
-		{"mountain", 2},
-		{"photorealistic", 4},
+		{"mountain", 3},
+		{"photorealistic", 5},
 		{"1024x1024", 9},
 		{"cat, dog.", 4},
 		{"日本", 6},

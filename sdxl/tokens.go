@@ -24,20 +24,25 @@ type TokenCounter interface {
 // a prompt it accepts fits its window. It splits text the way CLIP's
 // pre-tokenizer does and counts
 //
-//   - a run of ASCII letters as 1 token per 4 letters, rounded up
-//     (common English words up to 4 letters are 1 token, CLIP has most
-//     words up to 8-10 letters as 1 or 2);
+//   - a run of ASCII letters as 1 token per 3 letters, rounded up (CLIP
+//     has most English words as 1 or 2 tokens);
 //   - each digit as 1 token (CLIP splits numbers into digits);
 //   - each ASCII punctuation or symbol character as 1 token;
 //   - each byte of a non-ASCII character as 1 token (the byte-level
 //     worst case).
+//
+// Measured against CLIP's BPE (open_clip's bpe_simple_vocab_16e6, the
+// vocabulary of SDXL's first text encoder) on 921 phrases (this
+// project's design notes and the golden prompts), it counts 1.44 times
+// the real tokens on average and 1.3 to 1.6 times on prompts; it fell
+// short on 9 phrases, by one token each (acronyms such as "RGBA").
 type EstimateCounter struct{}
 
 // CountTokens implements TokenCounter.
 func (EstimateCounter) CountTokens(text string) int {
 	n, letters := 0, 0
 	flush := func() {
-		n += (letters + 3) / 4
+		n += (letters + 2) / 3
 		letters = 0
 	}
 	for _, r := range text {
