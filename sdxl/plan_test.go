@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"image"
-	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"paliprompt/grounding"
 	"paliprompt/layouts"
+	"paliprompt/layouts/layoutstest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -50,11 +50,11 @@ func TestGoldenPlans(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, filepath.Join("testdata", "golden", sc.name+".json"), append(got, '\n'))
+			layoutstest.CheckGolden(t, filepath.Join("testdata", "golden", sc.name+".json"), append(got, '\n'), *update)
 
 			planner, _ := layouts.New(layouts.DefaultConfig())
 			preview := planner.Preview(sceneImage(sc.res()), l, p.Canvas())
-			checkGoldenPNG(t, filepath.Join("testdata", "golden", sc.name+"-preview.png"), preview)
+			layoutstest.CheckGoldenPNG(t, filepath.Join("testdata", "golden", sc.name+"-preview.png"), preview, *update)
 		})
 	}
 }
@@ -136,93 +136,6 @@ func TestForgeCoupleAndOmost(t *testing.T) {
 	if p.Omost.Locals[0].Area != l.Objects[0].Omost.Area {
 		t.Errorf("omost area %q", p.Omost.Locals[0].Area)
 	}
-}
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run go test -update and review the diff", path)
-	}
-}
-
-// Golden previews may differ by a little anti-aliasing: a pixel differs
-// when a channel is off by more than 24, and at most 0.2% may differ.
-func checkGoldenPNG(t *testing.T, path string, got *image.RGBA) {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, got); err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		checkGolden(t, path, buf.Bytes())
-		return
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	want, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Bounds() != want.Bounds() {
-		t.Fatalf("%s: size %v, golden %v", path, got.Bounds(), want.Bounds())
-	}
-	bad := 0
-	b := got.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r1, g1, b1, _ := got.At(x, y).RGBA()
-			r2, g2, b2, _ := want.At(x, y).RGBA()
-			if far(r1, r2) || far(g1, g2) || far(b1, b2) {
-				bad++
-			}
-		}
-	}
-	if share := float64(bad) / float64(b.Dx()*b.Dy()); share > 0.002 {
-		out := filepath.Join(t.TempDir(), filepath.Base(path))
-		_ = os.WriteFile(out, buf.Bytes(), 0o644)
-		t.Errorf("%s: %d pixels (%.2f%%) differ (got written to %s)", path, bad, 100*share, out)
-	}
-}
-
-func far(a, b uint32) bool {
-	d := int(a>>8) - int(b>>8)
-	return d > 24 || d < -24
-}
-
-// sceneImage paints a stand-in reference photo with a shape per object.
-func sceneImage(res grounding.Result) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, res.Width, res.Height))
-	for y := 0; y < res.Height; y++ {
-		for x := 0; x < res.Width; x++ {
-			img.Set(x, y, color.RGBA{uint8(200 - 80*y/res.Height), uint8(190 - 40*x/res.Width), 160, 255})
-		}
-	}
-	for i, o := range res.Objects {
-		c := color.RGBA{uint8(50 + 37*i%180), uint8(90 + 53*i%150), uint8(40 + 29*i%170), 255}
-		for y := max(0, int(o.Box.Y0)); y < min(res.Height, int(o.Box.Y1)); y++ {
-			for x := max(0, int(o.Box.X0)); x < min(res.Width, int(o.Box.X1)); x++ {
-				if o.Mask == nil || o.Mask.Inside(x, y) {
-					img.Set(x, y, c)
-				}
-			}
-		}
-	}
-	return img
 }
 
 // TestCLIPTokenizer composes with a real CLIP tokenizer.json through
