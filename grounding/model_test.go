@@ -38,6 +38,9 @@ func tinyConfig(t testing.TB, name string) ModelConfig {
 	cfg.Dir = tinyModelDir(t, name)
 	cfg.OnnxRuntimeLibrary = ortLibrary
 	cfg.IntraOpThreads = 1
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "vae-oid.npz")); err != nil {
+		cfg.MaskDecoder = fixturePath("models/vae-oid-random.npz")
+	}
 	return cfg
 }
 
@@ -273,7 +276,7 @@ func TestSegmentWithoutMaskDecoder(t *testing.T) {
 	cfg := tinyConfig(t, tinyOwn)
 	dir := copyModel(t, cfg.Dir)
 	os.Remove(filepath.Join(dir, "vae-oid.npz"))
-	cfg.Dir = dir
+	cfg.Dir, cfg.MaskDecoder = dir, ""
 	g, err := NewModelGrounder(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
