@@ -2,36 +2,13 @@ package layouts
 
 import (
 	"encoding/binary"
-	"image"
 	"math"
 	"strings"
 	"testing"
 
 	"paliprompt/grounding"
+	"paliprompt/layouts/layoutstest"
 )
-
-// fuzzResult decodes fuzz bytes into a grounding result: a uint16 width
-// and height, then per object a label byte, four float32 box coordinates
-// (any bits: NaN, infinities, negative) and a mask flag.
-func fuzzResult(data []byte) grounding.Result {
-	if len(data) < 4 {
-		return grounding.Result{}
-	}
-	res := grounding.Result{Width: int(binary.LittleEndian.Uint16(data)) % 3000, Height: int(binary.LittleEndian.Uint16(data[2:])) % 3000}
-	labels := []string{"cat", "dog", "Cat", "person", "a b", "", " ", "owl"}
-	for rest := data[4:]; len(rest) >= 18 && len(res.Objects) < 64; rest = rest[18:] {
-		f := func(i int) float64 { return float64(math.Float32frombits(binary.LittleEndian.Uint32(rest[1+4*i:]))) }
-		o := grounding.Object{Label: labels[int(rest[0])%len(labels)], Box: grounding.Box{X0: f(0), Y0: f(1), X1: f(2), Y1: f(3)}, Source: "detect"}
-		small := func(a, b float64) bool { return a > -1000 && b < 4000 && b-a > 0 && b-a < 400 }
-		if rest[17]%3 == 1 && small(o.Box.X0, o.Box.X1) && small(o.Box.Y0, o.Box.Y1) {
-			o.Mask = ellipseMask(o.Box)
-		} else if rest[17]%3 == 2 {
-			o.Mask = &grounding.Mask{Rect: image.Rect(0, 0, 3, 3), Values: make([]float32, int(rest[17])%12)}
-		}
-		res.Objects = append(res.Objects, o)
-	}
-	return res
-}
 
 func FuzzBuild(f *testing.F) {
 	seed := func(w, h uint16, objs ...[5]float32) []byte {
@@ -51,7 +28,7 @@ func FuzzBuild(f *testing.F) {
 	f.Add(seed(300, 200, [5]float32{float32(math.NaN()), 0, 1, 1, 2}, [5]float32{-5, -5, 400, 300, 1}), "dog=on the right")
 	f.Add([]byte{0, 0, 0, 0}, "")
 	f.Fuzz(func(t *testing.T, data []byte, placement string) {
-		res := fuzzResult(data)
+		res := layoutstest.FuzzResult(data)
 		place, err := ParsePlacement(placement)
 		if err != nil {
 			place = Placement{}

@@ -171,3 +171,45 @@ func TestCLIPTokenizer(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCompose lays out and composes arbitrary grounding results (boxes
+// with any bits, broken masks, placements) on a small canvas and checks
+// the plan's invariants.
+func FuzzCompose(f *testing.F) {
+	f.Add([]byte("\x00\x05\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xc8B\x00\x00\xc8B\x01"), "0=top-left")
+	f.Add([]byte("\x00\x04\x00\x04\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00D\x00\x00\x00D\x00\x02\x00\x00\x00D\x00\x00\x00\x00\x00\x00\x80D\x00\x00\x00D\x00"), "mirror")
+	f.Add([]byte{0, 1, 0, 1}, "")
+	planner, _ := layouts.New(layouts.DefaultConfig())
+	c := newComposer(f, nil, nil)
+	f.Fuzz(func(t *testing.T, data []byte, placement string) {
+		res := layoutstest.FuzzResult(data)
+		place, err := layouts.ParsePlacement(placement)
+		if err != nil {
+			place = layouts.Placement{}
+		}
+		l, err := planner.Build(res, place)
+		if err != nil {
+			return // no image size: layouts' own fuzz target checks that
+		}
+		p, err := c.Compose(l, Request{Width: 256, Height: 256})
+		if err != nil {
+			t.Fatalf("Compose: %v", err)
+		}
+		if err := p.ComfyUI.Check(p.MaskFiles()); err != nil {
+			t.Fatal(err)
+		}
+		checkMasks(t, p)
+		for _, r := range p.Regions {
+			if r.Tokens > WindowTokens || r.Prompt == "" {
+				t.Fatalf("region %d: %d tokens, prompt %q", r.Index, r.Tokens, r.Prompt)
+			}
+		}
+		rp := p.RegionalPrompter
+		if n := strings.Count(rp.Prompt, " BREAK\n") + 1; n != len(rp.Colors) {
+			t.Fatalf("regional prompter: %d prompts for %d colours", n, len(rp.Colors))
+		}
+		if len(p.ForgeCouple.Mapping) != len(strings.Split(p.ForgeCouple.Prompt, "\n")) {
+			t.Fatal("forge couple lines and mapping differ")
+		}
+	})
+}

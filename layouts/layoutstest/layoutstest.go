@@ -5,6 +5,7 @@ package layoutstest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"image"
 	"image/color"
@@ -176,4 +177,27 @@ func pixelDiff(got *image.RGBA, want image.Image) string {
 func far(a, b uint32) bool {
 	d := int(a>>8) - int(b>>8)
 	return d > PixelTolerance || d < -PixelTolerance
+}
+
+// FuzzResult decodes fuzz bytes into a grounding result: a uint16 width
+// and height, then per object a label byte, four float32 box coordinates
+// (any bits: NaN, infinities, negative) and a mask flag.
+func FuzzResult(data []byte) grounding.Result {
+	if len(data) < 4 {
+		return grounding.Result{}
+	}
+	res := grounding.Result{Width: int(binary.LittleEndian.Uint16(data)) % 3000, Height: int(binary.LittleEndian.Uint16(data[2:])) % 3000}
+	labels := []string{"cat", "dog", "Cat", "person", "a b", "", " ", "owl"}
+	for rest := data[4:]; len(rest) >= 18 && len(res.Objects) < 64; rest = rest[18:] {
+		f := func(i int) float64 { return float64(math.Float32frombits(binary.LittleEndian.Uint32(rest[1+4*i:]))) }
+		o := grounding.Object{Label: labels[int(rest[0])%len(labels)], Box: grounding.Box{X0: f(0), Y0: f(1), X1: f(2), Y1: f(3)}, Source: "detect"}
+		small := func(a, b float64) bool { return a > -1000 && b < 4000 && b-a > 0 && b-a < 400 }
+		if rest[17]%3 == 1 && small(o.Box.X0, o.Box.X1) && small(o.Box.Y0, o.Box.Y1) {
+			o.Mask = EllipseMask(o.Box)
+		} else if rest[17]%3 == 2 {
+			o.Mask = &grounding.Mask{Rect: image.Rect(0, 0, 3, 3), Values: make([]float32, int(rest[17])%12)}
+		}
+		res.Objects = append(res.Objects, o)
+	}
+	return res
 }
