@@ -3,6 +3,7 @@ package layouts
 import (
 	"encoding/json"
 	"errors"
+	"image"
 	"math"
 	"strings"
 	"testing"
@@ -195,5 +196,30 @@ func TestMaskKeepsShapeWhenMoved(t *testing.T) {
 	}
 	if math.Abs(o.Area-math.Pi/4*0.5) > 0.005 {
 		t.Errorf("area %v, want pi/8", o.Area)
+	}
+}
+
+func TestMirrorFlipsMask(t *testing.T) {
+	o := detection("flag", 0, 0, 100, 100)
+	o.Mask = &grounding.Mask{Rect: image.Rect(0, 0, 100, 100), Values: make([]float32, 100*100)}
+	for y := 0; y < 100; y++ {
+		for x := 0; x < 100; x++ {
+			o.Mask.Values[y*100+x] = -1
+			if x < 30 { // only the left 30% is inside
+				o.Mask.Values[y*100+x] = 1
+			}
+		}
+	}
+	l := build(t, grounding.Result{Width: 200, Height: 100, Objects: []grounding.Object{o}}, Placement{Mirror: true})
+	m := l.Objects[0].MaskRaster(200, 100, OnCanvas)
+	// The object moves from the left half to the right half, and its
+	// inside (the flag's left 30%) to the right 30% of its new box.
+	for _, c := range []struct {
+		x    int
+		want uint8
+	}{{10, 0}, {110, 0}, {160, 0}, {175, 255}, {195, 255}} {
+		if got := m.GrayAt(c.x, 50).Y; got != c.want {
+			t.Errorf("mirrored mask at x=%d: %d, want %d", c.x, got, c.want)
+		}
 	}
 }
