@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/schollz/progressbar/v3"
+
 	"paliprompt/grounding"
 	"paliprompt/plugin"
 )
@@ -113,15 +115,40 @@ func logger(cfg plugin.Config, w io.Writer, minLevel slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// deps are the grounding pieces the plugin is given.
-func deps(log *slog.Logger, out io.Writer) plugin.Deps {
+// deps are the grounding pieces the plugin is given. progress receives the
+// model load's progress bar.
+func deps(log *slog.Logger, out, progress io.Writer) plugin.Deps {
 	return plugin.Deps{
+		NewModel: func(cfg grounding.ModelConfig) (grounding.Grounder, error) {
+			return grounding.NewModelGrounder(cfg, loadProgress(progress))
+		},
+		CheckModel: func(cfg grounding.ModelConfig) (string, error) {
+			r := grounding.Check(cfg)
+			return "\n" + r.String(), r.Err()
+		},
 		LoadMasks: func(path string) (grounding.MaskDecoder, error) {
 			return grounding.LoadMaskDecoder(path)
 		},
 		Version: buildVersion(),
 		Log:     log,
 		Out:     out,
+	}
+}
+
+// loadProgress shows the model load as a progress bar.
+func loadProgress(w io.Writer) grounding.LoadProgress {
+	var bar *progressbar.ProgressBar
+	return func(done, total int, step string) {
+		if bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w),
+				progressbar.OptionSetDescription("loading model"), progressbar.OptionShowCount())
+		}
+		bar.Describe("loading model: " + step)
+		_ = bar.Set(done)
+		if done >= total {
+			_ = bar.Finish()
+			fmt.Fprintln(w)
+		}
 	}
 }
 
@@ -134,10 +161,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err := plugin.New(cfg, deps(logger(cfg, stderr, slog.LevelDebug), stdout))
+	p, err := plugin.New(cfg, deps(logger(cfg, stderr, slog.LevelDebug), stdout, stderr))
 	if err != nil {
 		return err
 	}
+	defer p.Close()
 	return p.Serve(ctx)
 }
 
@@ -160,10 +188,11 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	p, err := plugin.New(cfg, deps(logger(cfg, stderr, slog.LevelWarn), stdout))
+	p, err := plugin.New(cfg, deps(logger(cfg, stderr, slog.LevelWarn), stdout, stderr))
 	if err != nil {
 		return err
 	}
+	defer p.Close()
 	var names []string
 	if *objects != "" {
 		names = strings.Split(*objects, ";")
@@ -192,7 +221,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "paliprompt %s, config %s\n", buildVersion(), configName(*c.config))
-	return plugin.Check(ctx, cfg, deps(logger(cfg, stderr, slog.LevelWarn), stdout), stdout)
+	return plugin.Check(ctx, cfg, deps(logger(cfg, stderr, slog.LevelWarn), stdout, stderr), stdout)
 }
 
 func configName(path string) string {
@@ -214,7 +243,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	// The summary table is the demo's output; logs only for problems.
-	return plugin.Demo(ctx, cfg, deps(logger(cfg, stderr, slog.LevelWarn), stdout), plugin.DemoOptions{Examples: *examples, Out: *out}, stdout)
+	return plugin.Demo(ctx, cfg, deps(logger(cfg, stderr, slog.LevelWarn), nil, stderr), plugin.DemoOptions{Examples: *examples, Out: *out}, stdout)
 }
 
 var semver = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$`)

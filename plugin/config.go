@@ -12,6 +12,8 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"paliprompt/grounding"
+	"paliprompt/layouts"
+	"paliprompt/sdxl"
 )
 
 // ErrConfig is wrapped by every configuration error: an unknown key, a
@@ -32,6 +34,8 @@ type Config struct {
 	Limits  LimitsConfig          `toml:"limits"`
 	Queue   QueueConfig           `toml:"queue"`
 	Model   grounding.ModelConfig `toml:"model"`
+	Layout  layouts.Config        `toml:"layout"`
+	SDXL    sdxl.Config           `toml:"sdxl"`
 }
 
 // LogConfig selects the slog handler.
@@ -219,7 +223,9 @@ func DefaultConfig() Config {
 			MaxTimeout:    Duration(10 * time.Minute),
 			ShutdownGrace: Duration(30 * time.Second),
 		},
-		Model: grounding.DefaultModelConfig(),
+		Model:  grounding.DefaultModelConfig(),
+		Layout: layouts.DefaultConfig(),
+		SDXL:   sdxl.DefaultConfig(),
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"paliprompt/grounding"
+	"paliprompt/layouts"
+	"paliprompt/sdxl"
 )
 
 var (
@@ -99,6 +101,13 @@ func (c Config) Validate() error {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			p = append(p, errors.New(strings.TrimPrefix(line, grounding.ErrBadRequest.Error()+": ")))
 		}
+	}
+	// layouts and sdxl validate their own tables in their constructors.
+	if _, err := layouts.New(c.Layout); err != nil {
+		p = append(p, fmt.Errorf("[layout] table: %v", err))
+	}
+	if _, err := sdxl.New(c.SDXL, nil); err != nil {
+		p = append(p, fmt.Errorf("[sdxl] table: %v", err))
 	}
 	if len(p) == 0 {
 		return nil

@@ -50,6 +50,7 @@ func Demo(ctx context.Context, cfg Config, deps Deps, opts DemoOptions, w io.Wri
 	if err != nil {
 		return err
 	}
+	defer p.Close()
 	serveCtx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(serveCtx) }()
@@ -180,6 +181,7 @@ func (d demo) request(file string, row *summaryRow) (*Reply, error) {
 	if err := json.Unmarshal(resp.Data, &reply); err != nil {
 		return nil, fmt.Errorf("decode reply: %w", err)
 	}
+	reply.nameBlobs()
 	return &reply, nil
 }
 
@@ -302,6 +304,7 @@ func (d demo) settle(row *summaryRow, id string, m *nats.Msg) {
 	}
 	var reply Reply
 	if err := json.Unmarshal(m.Data, &reply); err == nil && probe.Error == nil {
+		reply.nameBlobs()
 		row.fill(&reply)
 		if err := writeReplyFiles(filepath.Join(d.out, "events"), &reply); err != nil {
 			row.fail(err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"paliprompt/grounding"
+	"paliprompt/layouts"
+	"paliprompt/sdxl"
 )
 
 // Sentinel errors of the plugin. Each maps to a reply code (DESIGN.md);
@@ -63,6 +65,7 @@ func permanent(code int) bool {
 // sentinelTexts are the sentinel messages that describe the class of an
 // error; the code already says that, so descriptions leave them out.
 var sentinelTexts = []string{
+	layouts.ErrBadInput.Error(), sdxl.ErrBadRequest.Error(),
 	ErrBadRequest.Error(), ErrTooLarge.Error(), ErrBusy.Error(),
 	grounding.ErrBadRequest.Error(), grounding.ErrUnsupportedImage.Error(),
 	grounding.ErrBadImage.Error(), grounding.ErrUnavailable.Error(),

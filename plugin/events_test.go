@@ -182,6 +182,7 @@ func TestEventBusDurability(t *testing.T) {
 	nc := connectClient(t, srv.ClientURL())
 	js := newJS(t, nc)
 	cfg := testConfig(t, srv.ClientURL())
+	fastStages(&cfg)
 	cfg.Events.Concurrency = 4
 	model := &counting{Grounder: grounding.NewTextGrounder(grounding.TextConfig{})}
 	deps := Deps{}

@@ -65,6 +65,14 @@ func testConfig(t testing.TB, url string) Config {
 	return cfg
 }
 
+// fastStages shrinks the SDXL canvas and the preview: tests about the
+// NATS side run hundreds of requests on a 2-core machine, and a full-size
+// canvas and preview cost about 150ms a request there.
+func fastStages(cfg *Config) {
+	cfg.SDXL.Buckets = []string{"256x256", "384x256", "256x384"}
+	cfg.Layout.PreviewHeight = 64
+}
+
 // testLogger logs to the test's output only when it fails (-v shows all).
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

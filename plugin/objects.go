@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,10 +18,12 @@ type objectStores struct {
 	cfg     ObjectsConfig
 	images  jetstream.ObjectStore
 	results jetstream.ObjectStore
+	// chunkSize keeps each stored chunk within the server's max payload.
+	chunkSize uint32
 }
 
 // openObjectStores opens both buckets, creating them when absent.
-func openObjectStores(ctx context.Context, js jetstream.JetStream, cfg ObjectsConfig) (*objectStores, error) {
+func openObjectStores(ctx context.Context, js jetstream.JetStream, cfg ObjectsConfig, maxPayload int64) (*objectStores, error) {
 	images, err := openBucket(ctx, js, jetstream.ObjectStoreConfig{
 		Bucket:      cfg.ImagesBucket,
 		Description: "paliprompt: reference images too large for one message (request field image_object)",
@@ -38,7 +41,9 @@ func openObjectStores(ctx context.Context, js jetstream.JetStream, cfg ObjectsCo
 	if err != nil {
 		return nil, err
 	}
-	return &objectStores{cfg: cfg, images: images, results: results}, nil
+	// Object Store's default chunk is 128KiB; leave room for the headers.
+	chunk := uint32(min(128<<10, max(maxPayload-1024, 512)))
+	return &objectStores{cfg: cfg, images: images, results: results, chunkSize: chunk}, nil
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
@@ -106,8 +111,9 @@ func (o *objectStores) place(ctx context.Context, r *Reply, maxPayload int) ([]b
 
 // store moves one blob into the results bucket.
 func (o *objectStores) store(ctx context.Context, id string, b *Blob) error {
-	name := id + "/" + b.name + ".png"
-	if _, err := o.results.PutBytes(ctx, name, b.PNG); err != nil {
+	name := id + "/" + b.name
+	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: o.chunkSize}}
+	if _, err := o.results.Put(ctx, meta, bytes.NewReader(b.PNG)); err != nil {
 		return fmt.Errorf("store %s in bucket %s: %w", name, o.cfg.ResultsBucket, err)
 	}
 	b.PNG, b.Bucket, b.Object = nil, o.cfg.ResultsBucket, name

@@ -5,21 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/png"
 	"log/slog"
 	"time"
 
 	"paliprompt/grounding"
+	"paliprompt/layouts"
+	"paliprompt/sdxl"
 )
 
 // Pipeline is the one path every request takes, whether it comes from the
 // micro service, the event bus or `paliprompt run`: load and decode the
 // image, ground it (through the queue), then build the reply.
 type Pipeline struct {
-	cfg   Config
-	model grounding.Grounder // nil when no model is configured
-	text  grounding.Grounder
-	queue *queue
-	log   *slog.Logger
+	cfg      Config
+	model    grounding.Grounder // nil when no model is configured
+	text     grounding.Grounder
+	planner  *layouts.Planner
+	composer *sdxl.Composer
+	queue    *queue
+	log      *slog.Logger
 }
 
 // imageSource fetches images named by image_object.
@@ -27,9 +32,21 @@ type imageSource interface {
 	fetchImage(ctx context.Context, name string, max int64) ([]byte, error)
 }
 
-// newPipeline assembles a pipeline. model may be nil (text grounder only).
-func newPipeline(cfg Config, model, text grounding.Grounder, log *slog.Logger) *Pipeline {
-	return &Pipeline{cfg: cfg, model: model, text: text, queue: newQueue(cfg.Queue.Size), log: log}
+// newPipeline assembles a pipeline. model may be nil (text grounder only);
+// counter counts CLIP tokens for the SDXL prompts (nil: sdxl's estimate).
+func newPipeline(cfg Config, model, text grounding.Grounder, counter sdxl.TokenCounter, log *slog.Logger) (*Pipeline, error) {
+	planner, err := layouts.New(cfg.Layout)
+	if err != nil {
+		return nil, fmt.Errorf("%w: [layout] table: %v", ErrConfig, err)
+	}
+	composer, err := sdxl.New(cfg.SDXL, counter)
+	if err != nil {
+		return nil, fmt.Errorf("%w: [sdxl] table: %v", ErrConfig, err)
+	}
+	return &Pipeline{
+		cfg: cfg, model: model, text: text, planner: planner, composer: composer,
+		queue: newQueue(cfg.Queue.Size), log: log,
+	}, nil
 }
 
 // Process runs one request through every stage and returns its reply.
@@ -64,7 +81,7 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	queued := time.Now()
 	err = p.queue.run(ctx, func() error {
 		queued = time.Now()
-		res, err = grounder.Ground(ctx, groundingRequest(req, img))
+		res, err = grounder.Ground(ctx, p.groundingRequest(req, img))
 		grounded = time.Now()
 		if ctx.Err() != nil {
 			return fmt.Errorf("while grounding: %w", ctx.Err())
@@ -81,8 +98,41 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	reply.addTiming("decode", decoded.Sub(start))
 	reply.addTiming("queue", queued.Sub(decoded))
 	reply.addTiming("ground", grounded.Sub(queued))
+	if req.Task == TaskGenerate || req.Task == TaskLayout {
+		if err := p.plan(reply, res, req, img); err != nil {
+			return nil, err
+		}
+	}
 	reply.addTiming("total", time.Since(start))
 	return reply, nil
+}
+
+// plan runs the stages after grounding: the layout, the SDXL plan and the
+// preview.
+func (p *Pipeline) plan(reply *Reply, res grounding.Result, req Request, img image.Image) error {
+	start := time.Now()
+	layout, err := p.planner.Build(res, req.Place)
+	if err != nil {
+		return fmt.Errorf("layout: %w", err)
+	}
+	laidOut := time.Now()
+	sreq := req.SDXL
+	sreq.ID, sreq.Lang = req.ID, req.Lang
+	plan, err := p.composer.Compose(layout, sreq)
+	if err != nil {
+		return fmt.Errorf("sdxl plan: %w", err)
+	}
+	planned := time.Now()
+	preview, err := pngBlob(p.planner.Preview(img, layout, plan.Canvas()), png.DefaultCompression)
+	if err != nil {
+		return fmt.Errorf("encode preview: %w", err)
+	}
+	reply.Layout, reply.Preview = &layout, preview
+	reply.setPlan(plan) // names the blobs
+	reply.addTiming("layout", laidOut.Sub(start))
+	reply.addTiming("sdxl", planned.Sub(laidOut))
+	reply.addTiming("preview", time.Since(planned))
+	return nil
 }
 
 // grounderFor picks the grounder: the text grounder when the request
@@ -124,10 +174,11 @@ func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSourc
 	return img, format, nil
 }
 
-// groundingRequest asks the grounder for the passes of the task. A text
-// request's outputs are cut to the task too, so that /caption returns a
-// caption and nothing else whatever the JSON carried.
-func groundingRequest(req Request, img image.Image) grounding.Request {
+// groundingRequest asks the grounder for the passes of the task (with the
+// SDXL stage's style questions for generate). A text request's outputs are
+// cut to the task too, so that /caption returns a caption and nothing else
+// whatever the JSON carried.
+func (p *Pipeline) groundingRequest(req Request, img image.Image) grounding.Request {
 	g := grounding.Request{Image: img, Width: req.Width, Height: req.Height, Lang: req.Lang, Objects: req.Objects}
 	out := req.Outputs
 	switch req.Task {
@@ -139,6 +190,7 @@ func groundingRequest(req Request, img image.Image) grounding.Request {
 		g.Segment, g.Outputs = true, grounding.Outputs{Segment: out.Segment}
 	default:
 		g.Caption, g.Detect, g.Segment, g.Outputs = true, true, true, out
+		g.Prefixes = p.composer.StylePrefixes(req.Lang)
 	}
 	return g
 }

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"paliprompt/grounding"
+	"paliprompt/sdxl"
 )
 
 // Deps are what the plugin is given rather than builds itself.
@@ -63,6 +65,8 @@ type Plugin struct {
 	// cancelWork ends in-flight work at once (the end of the grace
 	// period, or an abrupt stop).
 	cancelWork context.CancelFunc
+	// closers are closed by Close: the model grounder, the token counter.
+	closers []any
 	// onPublished, when set, is called after a result event is stored and
 	// before the reference is acked: tests stop the plugin there.
 	onPublished func(id string)
@@ -83,15 +87,53 @@ func New(cfg Config, deps Deps) (*Plugin, error) {
 	if deps.Version == "" {
 		deps.Version = "0.0.0-dev"
 	}
+	var counter *grounding.TokenCounter
+	var tokens sdxl.TokenCounter
+	if cfg.SDXL.Tokenizer != "" {
+		c, err := grounding.LoadTokenCounter(cfg.SDXL.Tokenizer)
+		if err != nil {
+			return nil, fmt.Errorf("sdxl.tokenizer %s: %w", cfg.SDXL.Tokenizer, err)
+		}
+		counter, tokens = c, c
+	}
 	model, text, err := buildGrounders(cfg, deps)
 	if err != nil {
+		closeAll(counter)
+		return nil, err
+	}
+	pipe, err := newPipeline(cfg, model, text, tokens, deps.Log)
+	if err != nil {
+		closeAll(counter, model)
 		return nil, err
 	}
 	return &Plugin{
-		cfg: cfg, deps: deps, log: deps.Log,
-		pipe:  newPipeline(cfg, model, text, deps.Log),
-		ready: make(chan struct{}),
+		cfg: cfg, deps: deps, log: deps.Log, pipe: pipe,
+		ready:   make(chan struct{}),
+		closers: []any{model, counter},
 	}, nil
+}
+
+// Close releases the model and the tokenizer. Call it after Serve or
+// RunFiles returned.
+func (p *Plugin) Close() error {
+	return closeAll(p.closers...)
+}
+
+// closeAll closes every value that has a Close method.
+func closeAll(things ...any) error {
+	var errs []error
+	for _, t := range things {
+		if c, ok := t.(io.Closer); ok && !isNil(c) {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isNil reports whether an interface holds a nil pointer.
+func isNil(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // buildGrounders makes the model grounder (when model.dir is set) and the
@@ -214,7 +256,7 @@ func (p *Plugin) start(ctx, work context.Context, nc *nats.Conn) (*service, *eve
 	if err != nil {
 		return nil, nil, fmt.Errorf("JetStream: %w", err)
 	}
-	objects, err := openObjectStores(ctx, js, p.cfg.Objects)
+	objects, err := openObjectStores(ctx, js, p.cfg.Objects, nc.MaxPayload())
 	if err != nil {
 		if p.cfg.Events.Enabled {
 			return nil, nil, fmt.Errorf("%w (the event bus needs JetStream: enable it on the server, or set events.enabled = false)", err)

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"paliprompt/grounding"
+	"paliprompt/layouts"
+	"paliprompt/sdxl"
 )
 
 // Schema names the reply format; it changes when a field changes meaning.
@@ -29,9 +33,16 @@ type Reply struct {
 	Skipped []ReplySkipped    `json:"skipped"`
 	Outputs grounding.Outputs `json:"outputs"`
 	Timings []ReplyTiming     `json:"timings"`
-	// Layout, SDXL and Preview are filled by the layouts and sdxl stages.
-	Layout  any   `json:"layout,omitempty"`
-	SDXL    any   `json:"sdxl,omitempty"`
+	// Layout, SDXL, Masks and Preview are filled by the layouts and sdxl
+	// stages (generate and layout requests only).
+	Layout *layouts.Layout `json:"layout,omitempty"`
+	// SDXL is the generation plan. Its mask PNGs are not inline in it
+	// (sdxl.regions[].mask and regional_prompter.mask are null): they are
+	// in Masks, under the file names the plan gives them (mask_file).
+	SDXL  *sdxl.Plan       `json:"sdxl,omitempty"`
+	Masks map[string]*Blob `json:"masks,omitempty"`
+	// Preview is the layout preview PNG: the reference with its grid,
+	// boxes and masks beside the SDXL canvas with its regions.
 	Preview *Blob `json:"preview,omitempty"`
 }
 
@@ -77,7 +88,8 @@ type Blob struct {
 	Object string `json:"object,omitempty"`
 	File   string `json:"file,omitempty"`
 	Bytes  int    `json:"bytes"`
-	// name is the blob's name inside the reply, used for objects and files.
+	// name is the blob's file name inside the reply ("preview.png"), used
+	// for objects and files.
 	name string
 }
 
@@ -131,10 +143,10 @@ func newReply(id string, task Task, format string, res grounding.Result) (*Reply
 		Outputs: res.Outputs,
 		Timings: []ReplyTiming{},
 	}
-	for i, o := range res.Objects {
+	for _, o := range res.Objects {
 		obj := ReplyObject{Label: o.Label, Box: boxArray(o.Box), BoxNorm: boxArray(o.BoxNorm), Source: o.Source}
 		if o.Mask != nil {
-			m, err := replyMask(o.Mask, fmt.Sprintf("object-%d", i))
+			m, err := replyMask(o.Mask)
 			if err != nil {
 				return nil, fmt.Errorf("encode mask of %q: %w", o.Label, err)
 			}
@@ -151,6 +163,7 @@ func newReply(id string, task Task, format string, res grounding.Result) (*Reply
 	for _, t := range res.Timings {
 		r.addTiming(t.Stage, t.Duration)
 	}
+	r.nameBlobs()
 	return r, nil
 }
 
@@ -161,12 +174,12 @@ func boxArray(b grounding.Box) [4]float64 {
 // round6 keeps six decimals: far below a pixel, and stable JSON.
 func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 
-func replyMask(m *grounding.Mask, name string) (*ReplyMask, error) {
-	binary, err := pngBlob(m.Binary(), name+"-binary")
+func replyMask(m *grounding.Mask) (*ReplyMask, error) {
+	binary, err := pngBlob(m.Binary(), png.BestCompression)
 	if err != nil {
 		return nil, err
 	}
-	soft, err := pngBlob(m.Gray(), name+"-soft")
+	soft, err := pngBlob(m.Gray(), png.BestCompression)
 	if err != nil {
 		return nil, err
 	}
@@ -174,15 +187,14 @@ func replyMask(m *grounding.Mask, name string) (*ReplyMask, error) {
 	return &ReplyMask{Rect: [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}, Area: m.Area(), Binary: binary, Soft: soft}, nil
 }
 
-// pngBlob encodes an image as a PNG blob, compressed for size: masks are
-// mostly flat.
-func pngBlob(img image.Image, name string) (*Blob, error) {
+// pngBlob encodes an image as a PNG blob.
+func pngBlob(img image.Image, level png.CompressionLevel) (*Blob, error) {
 	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	enc := png.Encoder{CompressionLevel: level}
 	if err := enc.Encode(&buf, img); err != nil {
 		return nil, err
 	}
-	return &Blob{PNG: buf.Bytes(), Bytes: buf.Len(), name: name}, nil
+	return &Blob{PNG: buf.Bytes(), Bytes: buf.Len()}, nil
 }
 
 func (r *Reply) addTiming(stage string, d time.Duration) {
@@ -198,10 +210,53 @@ func (r *Reply) blobs() []*Blob {
 			out = append(out, o.Mask.Binary, o.Mask.Soft)
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(r.Masks)) {
+		out = append(out, r.Masks[name])
+	}
 	if r.Preview != nil {
 		out = append(out, r.Preview)
 	}
 	return out
+}
+
+// nameBlobs gives every PNG of the reply its file name: object-<i>-binary.png
+// and object-<i>-soft.png for object masks, the plan's mask_file names,
+// preview.png. Names are not in the JSON; a reply decoded from JSON gets
+// them back here.
+func (r *Reply) nameBlobs() {
+	for i, o := range r.Objects {
+		if o.Mask != nil {
+			setName(o.Mask.Binary, fmt.Sprintf("object-%d-binary.png", i))
+			setName(o.Mask.Soft, fmt.Sprintf("object-%d-soft.png", i))
+		}
+	}
+	for name, b := range r.Masks {
+		setName(b, name)
+	}
+	setName(r.Preview, "preview.png")
+}
+
+func setName(b *Blob, name string) {
+	if b != nil {
+		b.name = name
+	}
+}
+
+// setPlan puts the SDXL plan in the reply, moving its mask PNGs into
+// Masks (so that they are placed like every other PNG of the reply).
+func (r *Reply) setPlan(plan sdxl.Plan) {
+	r.Masks = map[string]*Blob{}
+	for i := range plan.Regions {
+		reg := &plan.Regions[i]
+		r.Masks[reg.MaskFile] = &Blob{PNG: reg.Mask, Bytes: len(reg.Mask)}
+		reg.Mask = nil
+	}
+	if rp := &plan.RegionalPrompter; rp.MaskFile != "" && rp.Mask != nil {
+		r.Masks[rp.MaskFile] = &Blob{PNG: rp.Mask, Bytes: len(rp.Mask)}
+		rp.Mask = nil
+	}
+	r.SDXL = &plan
+	r.nameBlobs()
 }
 
 // encode marshals the reply.

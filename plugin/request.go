@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"paliprompt/grounding"
+	"paliprompt/layouts"
+	"paliprompt/sdxl"
 )
 
 // Task is the work a request asks for; it is also the endpoint's name.
@@ -43,6 +45,9 @@ const (
 	HeaderObjects = "Paliprompt-Objects"
 	HeaderLang    = "Paliprompt-Lang"
 	HeaderTimeout = "Paliprompt-Timeout"
+	// HeaderPlace moves objects on the target canvas:
+	// "character=top-left; dog=on the right; mirror" (layouts.ParsePlacement).
+	HeaderPlace = "Paliprompt-Place"
 )
 
 // Request is one decoded request: what to do, and on which image.
@@ -64,8 +69,10 @@ type Request struct {
 	Lang    string
 	// Outputs carries PaliGemma output text produced elsewhere.
 	Outputs grounding.Outputs
-	// SDXL holds the request's options for the SDXL stage, undecoded.
-	SDXL json.RawMessage
+	// Place moves objects on the target canvas and may mirror the layout.
+	Place layouts.Placement
+	// SDXL holds the request's options for the SDXL stage.
+	SDXL sdxl.Request
 	// Timeout is the deadline the request asks for; zero: the default.
 	Timeout time.Duration
 }
@@ -102,6 +109,8 @@ type jsonRequest struct {
 	Objects     objectList      `json:"objects"`
 	Lang        string          `json:"lang"`
 	SDXL        json.RawMessage `json:"sdxl"`
+	Place       *layouts.Moves  `json:"place"`
+	Mirror      *bool           `json:"mirror"`
 	Caption     string          `json:"caption"`
 	Detect      string          `json:"detect"`
 	Segment     string          `json:"segment"`
@@ -185,6 +194,13 @@ func applyHeaders(req *Request, header nats.Header, lim requestLimits) error {
 	if v := strings.TrimSpace(header.Get(HeaderLang)); v != "" {
 		req.Lang = v
 	}
+	if v := header.Get(HeaderPlace); v != "" {
+		place, err := layouts.ParsePlacement(v)
+		if err != nil {
+			return fmt.Errorf("%s header: %w", HeaderPlace, err)
+		}
+		req.Place = place
+	}
 	if v := header.Get(HeaderTimeout); v != "" {
 		d, err := parseTimeout(v, HeaderTimeout+" header", lim)
 		if err != nil {
@@ -196,7 +212,7 @@ func applyHeaders(req *Request, header nats.Header, lim requestLimits) error {
 }
 
 // jsonFields lists the JSON request's fields for error messages.
-var jsonFields = "id, image_b64, image_object, objects, lang, sdxl, caption, detect, segment, width, height, timeout"
+var jsonFields = "id, image_b64, image_object, objects, lang, place, mirror, sdxl, caption, detect, segment, width, height, timeout"
 
 func decodeJSON(req *Request, body []byte, lim requestLimits) error {
 	// base64 grows the image by 4/3; the texts and the rest are small.
@@ -228,11 +244,14 @@ func decodeJSON(req *Request, body []byte, lim requestLimits) error {
 		}
 		req.Timeout = d
 	}
-	if len(j.SDXL) > 0 && !bytes.Equal(j.SDXL, []byte("null")) {
-		if t := bytes.TrimLeft(j.SDXL, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-			return fmt.Errorf(`%w: "sdxl" must be a JSON object of SDXL options`, ErrBadRequest)
-		}
-		req.SDXL = j.SDXL
+	if err := decodeSDXL(&req.SDXL, j.SDXL); err != nil {
+		return err
+	}
+	if j.Place != nil {
+		req.Place.Moves = *j.Place
+	}
+	if j.Mirror != nil {
+		req.Place.Mirror = *j.Mirror
 	}
 	req.Outputs = grounding.Outputs{Caption: j.Caption, Detect: j.Detect, Segment: j.Segment}
 	if err := setImage(req, j, lim); err != nil {
@@ -241,8 +260,28 @@ func decodeJSON(req *Request, body []byte, lim requestLimits) error {
 	return setSize(req, j)
 }
 
+// decodeSDXL reads the "sdxl" object strictly: an unknown option is a 400
+// naming it.
+func decodeSDXL(out *sdxl.Request, raw json.RawMessage) error {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return fmt.Errorf(`%w: "sdxl" must be a JSON object of SDXL options`, ErrBadRequest)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf(`%w: in "sdxl": %s`, ErrBadRequest, Describe(jsonProblem(err)))
+	}
+	return nil
+}
+
 // jsonProblem turns a json decoding error into a 400 naming the problem.
 func jsonProblem(err error) error {
+	if errors.Is(err, grounding.ErrBadRequest) {
+		return err // a field's own decoder (place) said what is wrong
+	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"paliprompt/grounding"
+	"paliprompt/layouts"
+	"paliprompt/sdxl"
 )
 
 var testLimits = requestLimits{
@@ -33,13 +35,20 @@ func TestDecodeRequest(t *testing.T) {
 			Request{ID: "r1", Task: TaskGenerate, Image: png, Objects: []string{"cat", "dog"}, Lang: "de", Timeout: 1500 * time.Millisecond}},
 		{"json image_b64", TaskDetect, jsonHeader,
 			`{"id": "j1", "image_b64": "` + base64.StdEncoding.EncodeToString(png) + `", "objects": ["a  b", "c"], "timeout": "2s", "sdxl": {"steps": 30}}`,
-			Request{ID: "j1", Task: TaskDetect, Image: png, Objects: []string{"a b", "c"}, Lang: "en", Timeout: 2 * time.Second, SDXL: []byte(`{"steps": 30}`)}},
+			Request{ID: "j1", Task: TaskDetect, Image: png, Objects: []string{"a b", "c"}, Lang: "en", Timeout: 2 * time.Second, SDXL: sdxl.Request{Steps: 30}}},
 		{"json without content type", TaskGenerate, nil,
 			` {"image_object": "big.jpg", "objects": "x ; y", "timeout": 3}`,
 			Request{Task: TaskGenerate, ImageObject: "big.jpg", Objects: []string{"x", "y"}, Lang: "en", Timeout: 3 * time.Second}},
 		{"json id overrides header", TaskGenerate, nats.Header{HeaderID: {"h"}, "Content-Type": {"application/json; charset=utf-8"}},
 			`{"id": "b", "image_b64": "iVBORw0KGgo"}`,
 			Request{ID: "b", Task: TaskGenerate, Image: []byte("\x89PNG\r\n\x1a\n"), Lang: "en"}},
+		{"placement header", TaskGenerate, nats.Header{HeaderPlace: {"dog=top-left; mirror"}}, string(png),
+			Request{Task: TaskGenerate, Image: png, Lang: "en",
+				Place: layouts.Placement{Mirror: true, Moves: layouts.Moves{{Key: "dog", Place: "top-left"}}}}},
+		{"placement json", TaskLayout, nil, `{"width": 10, "height": 10, "place": {"0": [0.5, 0.5, 1, 1]}, "mirror": false, "sdxl": {"width": 1024, "height": 512, "negative": "fog"}}`,
+			Request{Task: TaskLayout, Width: 10, Height: 10, Lang: "en",
+				Place: layouts.Placement{Moves: layouts.Moves{{Key: "0", Box: &layouts.Box{X0: 0.5, Y0: 0.5, X1: 1, Y1: 1}}}},
+				SDXL:  sdxl.Request{Width: 1024, Height: 512, Negative: "fog"}}},
 		{"layout", TaskLayout, nil,
 			`{"width": 640, "height": 480, "caption": "c", "detect": "<loc0001><loc0002><loc0003><loc0004> x", "segment": ""}`,
 			Request{Task: TaskLayout, Width: 640, Height: 480, Lang: "en",
@@ -85,6 +94,10 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"bad id", TaskGenerate, nats.Header{HeaderID: {"a b"}}, "x", ErrBadRequest, `id "a b" is not allowed`},
 		{"timeout over limit", TaskGenerate, nats.Header{HeaderTimeout: {"2m"}}, "x", ErrBadRequest, "over the limit 1m0s (queue.max_timeout)"},
 		{"negative timeout", TaskLayout, nil, `{"width": 1, "height": 1, "timeout": -1}`, ErrBadRequest, "must be positive"},
+		{"unknown sdxl option", TaskLayout, nil, `{"width": 1, "height": 1, "sdxl": {"sampler": "euler"}}`, ErrBadRequest, `in "sdxl": unknown field "sampler"`},
+		{"sdxl option type", TaskLayout, nil, `{"width": 1, "height": 1, "sdxl": {"steps": "many"}}`, ErrBadRequest, `in "sdxl": JSON field "steps" is a string`},
+		{"bad placement header", TaskGenerate, nats.Header{HeaderPlace: {"dog"}}, "x", grounding.ErrBadRequest, "Paliprompt-Place header"},
+		{"bad placement json", TaskLayout, nil, `{"width": 1, "height": 1, "place": ["dog"]}`, grounding.ErrBadRequest, "place must be an object"},
 		{"sdxl not object", TaskGenerate, jsonHeader, `{"image_b64": "AAAA", "sdxl": [1]}`, ErrBadRequest, `"sdxl" must be a JSON object`},
 		{"layout with image", TaskLayout, nil, `{"width": 1, "height": 1, "image_b64": "AAAA"}`, ErrBadRequest, "layout requests take no image"},
 		{"layout without size", TaskLayout, nil, `{"caption": "x"}`, ErrBadRequest, "need width and height"},
@@ -142,6 +155,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		{3, "application/json", "", "", "", `{"image_b64": "////", "objects": "a ; b ; c ; d ; e ; f ; g ; h ; i ; j ; k ; l ; m ; n ; o ; p ; q"}`},
 		{4, "", "", "", "", `{"width": 99999999999, "height": -1}`},
 		{4, "", "", "", "", `{"width": 1, "height": 1, "sdxl": "x"} trailing`},
+		{4, "", "", "", "", `{"width": 9, "height": 9, "place": {"cat": "top-left", "1": [0, 0, 0.5, 0.5]}, "mirror": true, "sdxl": {"width": 1024, "height": 1024, "seed": 7}}`},
+		{4, "", "", "", "", `{"width": 9, "height": 9, "place": {"cat": [2, 0, 0.5]}, "sdxl": {"steps": -1, "cfg": "x"}}`},
 		{0, "application/json", "", "", "", `{"image_b64": "` + strings.Repeat("A", 100) + `\n` + strings.Repeat("B", 7) + `"}`},
 	}
 	for _, s := range seeds {

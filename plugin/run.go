@@ -149,7 +149,7 @@ func writeReplyFiles(dir string, r *Reply) error {
 		if b.PNG == nil {
 			continue
 		}
-		rel := r.ID + "/" + b.name + ".png"
+		rel := r.ID + "/" + b.name
 		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(rel)), b.PNG, 0o644); err != nil {
 			return err
 		}

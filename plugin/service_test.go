@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -101,9 +102,32 @@ func TestGenerateWithText(t *testing.T) {
 		}
 	}
 
+	// generate runs the later stages too: layout, SDXL plan with its masks
+	// under their file names, preview.
+	if r.Layout == nil || len(r.Layout.Objects) != 1 || r.SDXL == nil || r.SDXL.Width == 0 {
+		t.Fatalf("no layout or plan: %+v", r)
+	}
+	if r.Preview == nil || !bytes.HasPrefix(r.Preview.PNG, []byte("\x89PNG")) {
+		t.Errorf("preview %+v", r.Preview)
+	}
+	for _, reg := range r.SDXL.Regions {
+		if b := r.Masks[reg.MaskFile]; reg.Mask != nil || b == nil || !bytes.HasPrefix(b.PNG, []byte("\x89PNG")) || b.Bytes != len(b.PNG) {
+			t.Errorf("region %s: mask %v inline in the plan, %+v in masks", reg.MaskFile, reg.Mask != nil, b)
+		}
+	}
+	if len(r.Masks) != len(r.SDXL.Regions)+1 { // + the Regional Prompter mask
+		t.Errorf("%d masks for %d regions", len(r.Masks), len(r.SDXL.Regions))
+	}
+
+	// A placement header mirrors the layout.
+	r = decodeReply(t, request(t, nc, "paliprompt.v1.generate", nats.Header{"Content-Type": {"application/json"}, HeaderPlace: {"mirror"}}, body))
+	if r.Layout == nil || !r.Layout.Mirrored {
+		t.Errorf("layout not mirrored: %+v", r.Layout)
+	}
+
 	// The caption endpoint returns the caption only, whatever the JSON carried.
 	r = decodeReply(t, request(t, nc, "paliprompt.v1.caption", jsonHeader, body))
-	if r.Caption != "a red square" || len(r.Objects) != 0 || r.Outputs.Detect != "" {
+	if r.Caption != "a red square" || len(r.Objects) != 0 || r.Outputs.Detect != "" || r.Layout != nil || r.SDXL != nil {
 		t.Errorf("caption reply = %+v", r)
 	}
 }
