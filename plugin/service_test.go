@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -347,5 +348,41 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLargePNGsGoToTheObjectStore: PNGs over objects.inline_mask_bytes are
+// stored in the results bucket and the reply names them.
+func TestLargePNGsGoToTheObjectStore(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Objects.InlineMaskBytes = 1 << 10
+	startPlugin(t, cfg, Deps{})
+	nc := connectClient(t, srv.ClientURL())
+	body := jsonBody(t, map[string]any{"id": "big", "width": 640, "height": 480,
+		"segment": "<loc0100><loc0100><loc0900><loc0900>" + seg16(1) + " blob"})
+	r := decodeReply(t, request(t, nc, "paliprompt.v1.layout", nil, body))
+	store, err := newJS(t, nc).ObjectStore(context.Background(), "paliprompt-results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.nameBlobs()
+	stored := 0
+	for _, b := range r.blobs() {
+		switch {
+		case b.Bytes > 1<<10 && (b.PNG != nil || b.Bucket != "paliprompt-results" || b.Object != "big/"+b.name):
+			t.Errorf("%s (%d bytes) not in the results bucket: %+v", b.name, b.Bytes, b)
+		case b.Object != "":
+			data, err := store.GetBytes(context.Background(), b.Object)
+			if err != nil || len(data) != b.Bytes || !bytes.HasPrefix(data, []byte("\x89PNG")) {
+				t.Errorf("object %s: %d bytes, %v", b.Object, len(data), err)
+			}
+			stored++
+		case len(b.PNG) != b.Bytes:
+			t.Errorf("inline %s: %d bytes, says %d", b.name, len(b.PNG), b.Bytes)
+		}
+	}
+	if stored == 0 {
+		t.Error("nothing was stored")
 	}
 }
