@@ -124,7 +124,7 @@ func deps(log *slog.Logger, out, progress io.Writer) plugin.Deps {
 		},
 		CheckModel: func(cfg grounding.ModelConfig) (string, error) {
 			r := grounding.Check(cfg)
-			return "\n" + r.String(), r.Err()
+			return r.String(), r.Err()
 		},
 		LoadMasks: func(path string) (grounding.MaskDecoder, error) {
 			return grounding.LoadMaskDecoder(path)

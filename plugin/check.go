@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,9 +34,20 @@ func Check(ctx context.Context, cfg Config, deps Deps, w io.Writer) error {
 	case deps.CheckModel == nil:
 		c.report("model", "", fmt.Errorf("model.dir is %s, but this build has no model grounder", cfg.Model.Dir))
 	default:
-		c.check("model", func() (string, error) { return deps.CheckModel(cfg.Model) })
+		// grounding's report has one line per piece (files, ONNX Runtime
+		// and its version, provider, tokenizer, mask decoder).
+		report, err := deps.CheckModel(cfg.Model)
+		if err != nil {
+			err = fmt.Errorf("%s is not usable (the lines below say why)", cfg.Model.Dir)
+		}
+		c.report("model", cfg.Model.Dir, err)
+		for _, line := range strings.Split(strings.TrimSpace(report), "\n") {
+			fmt.Fprintf(w, "      %s\n", line)
+		}
 	}
-	c.check("mask decoder", func() (string, error) { return checkMasks(cfg, deps) })
+	if cfg.Model.Dir == "" {
+		c.check("mask decoder", func() (string, error) { return checkMasks(cfg, deps) })
+	}
 	if c.failed > 0 {
 		return fmt.Errorf("%d check(s) failed", c.failed)
 	}
@@ -84,6 +96,9 @@ func checkEmbedded(cfg Config) (string, error) {
 		return "", fmt.Errorf("embedded server cannot listen on %s: %w (another paliprompt serve? set nats.embedded.port, or -1 for any free port)", addr, err)
 	}
 	l.Close()
+	if e.Port == -1 {
+		addr = e.Host + " (a free port)"
+	}
 	return fmt.Sprintf("embedded server will listen on %s, JetStream store %s", addr, filepath.Clean(store)), nil
 }
 

@@ -119,7 +119,12 @@ func startPlugin(t testing.TB, cfg Config, deps Deps, setup ...func(*Plugin)) *r
 	case <-time.After(15 * time.Second):
 		t.Fatal("plugin not ready after 15s")
 	}
-	t.Cleanup(func() { r.stop(t) })
+	t.Cleanup(func() {
+		r.stop(t)
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return r
 }
 

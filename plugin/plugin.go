@@ -36,8 +36,9 @@ type Deps struct {
 	// called only when model.dir is set.
 	NewModel func(cfg grounding.ModelConfig) (grounding.Grounder, error)
 	// CheckModel checks the model folder, ONNX Runtime (library and
-	// version), the execution provider and the tokenizer for `paliprompt
-	// check`, and describes what it found.
+	// version), the execution provider, the tokenizer and the mask decoder
+	// for `paliprompt check`: a report of one line per piece, and an error
+	// when any piece is unusable.
 	CheckModel func(cfg grounding.ModelConfig) (string, error)
 	// LoadMasks loads the segmentation mask decoder (vae-oid.npz) that
 	// the text grounder uses; nil: segment text is answered with 503.

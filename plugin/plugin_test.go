@@ -186,7 +186,7 @@ func TestCheck(t *testing.T) {
 		lines []string
 	}{
 		{"embedded", func(c *Config) { c.NATS.URL = ""; c.NATS.Embedded.Port = -1 }, false,
-			[]string{"ok    NATS", "embedded server will listen on 127.0.0.1:0", "info  model", "ok    mask decoder"}},
+			[]string{"ok    NATS", "embedded server will listen on 127.0.0.1 (a free port)", "info  model", "ok    mask decoder"}},
 		{"external", func(c *Config) {}, false, []string{"JetStream available"}},
 		{"unreachable", func(c *Config) { c.NATS.URL = "nats://127.0.0.1:1" }, true, []string{"FAIL  NATS", "connect to nats://127.0.0.1:1"}},
 		{"model without grounder", func(c *Config) { c.Model.Dir = "models/x" }, true, []string{"FAIL  model", "no model grounder"}},

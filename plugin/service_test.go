@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"paliprompt/grounding"
 )
 
 func seg16(start int) string {
@@ -384,5 +386,31 @@ func TestLargePNGsGoToTheObjectStore(t *testing.T) {
 	}
 	if stored == 0 {
 		t.Error("nothing was stored")
+	}
+}
+
+// TestModelGrounderOverNATS serves a raw image with the real model
+// grounder (PaliGemma on ONNX Runtime) on the tiny random-weight test
+// model: the wiring from request to model and back, not the model's
+// answers (random weights say nothing sensible).
+func TestModelGrounderOverNATS(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	fastStages(&cfg)
+	cfg.Model.Dir = "../testdata/models/tiny-paligemma2"
+	cfg.Model.MaskDecoder = ""
+	deps := Deps{NewModel: func(m grounding.ModelConfig) (grounding.Grounder, error) {
+		return grounding.NewModelGrounder(m, nil)
+	}}
+	startPlugin(t, cfg, deps)
+	nc := connectClient(t, srv.ClientURL())
+	m := request(t, nc, "paliprompt.v1.generate", nats.Header{HeaderObjects: {"circle ; square"}}, scenePNG(t, 64, 48))
+	reply := decodeReply(t, m)
+	if reply.Image != (ImageInfo{Width: 64, Height: 48, Format: "png"}) || reply.Outputs.Caption == "" || reply.SDXL == nil {
+		t.Errorf("reply %+v", reply)
+	}
+	st := serviceStats(t, nc)["generate"]
+	if st.Grounder != "model" || st.Provider != "cpu" || st.ModelStatus != "ready" {
+		t.Errorf("stats %+v", st.PipelineStats)
 	}
 }
