@@ -104,15 +104,11 @@ func checkEmbedded(cfg Config) (string, error) {
 
 // checkExternal connects once (no retries) and asks for JetStream.
 func checkExternal(ctx context.Context, cfg Config) (string, error) {
-	opts := append(connectOptions(cfg.NATS, slog.New(slog.DiscardHandler)), nats.Timeout(5*time.Second), nats.MaxReconnects(0))
-	if cfg.NATS.NkeySeed != "" {
-		opt, err := nats.NkeyOptionFromSeed(cfg.NATS.NkeySeed)
-		if err != nil {
-			return "", fmt.Errorf("nats.nkey_seed %s: %w", cfg.NATS.NkeySeed, err)
-		}
-		opts = append(opts, opt)
+	opts, err := connectOptions(cfg.NATS, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return "", err
 	}
-	nc, err := nats.Connect(cfg.NATS.URL, opts...)
+	nc, err := nats.Connect(cfg.NATS.URL, append(opts, nats.Timeout(5*time.Second), nats.MaxReconnects(0))...)
 	if err != nil {
 		return "", fmt.Errorf("connect to %s: %w", redact(cfg.NATS.URL), err)
 	}

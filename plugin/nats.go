@@ -57,7 +57,7 @@ func (l serverLogger) Tracef(format string, v ...any)  {}
 // connectOptions builds the client options: authentication, TLS, and
 // reconnecting forever with exponential backoff, logging each disconnect
 // and reconnect.
-func connectOptions(cfg NATSConfig, log *slog.Logger) []nats.Option {
+func connectOptions(cfg NATSConfig, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -94,7 +94,14 @@ func connectOptions(cfg NATSConfig, log *slog.Logger) []nats.Option {
 	if cfg.TLSCert != "" {
 		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
 	}
-	return opts
+	if cfg.NkeySeed != "" {
+		opt, err := nats.NkeyOptionFromSeed(cfg.NkeySeed)
+		if err != nil {
+			return nil, fmt.Errorf("%w: nats.nkey_seed %s: %v", ErrConfig, cfg.NkeySeed, err)
+		}
+		opts = append(opts, opt)
+	}
+	return opts, nil
 }
 
 // backoff doubles the delay per attempt from first up to max, with up to
@@ -113,13 +120,9 @@ func backoff(first, max time.Duration) func(attempts int) time.Duration {
 // connect connects to url, retrying with the same backoff until it works
 // or ctx ends: at start-up the server may not be up yet.
 func connect(ctx context.Context, url string, cfg NATSConfig, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
-	opts := connectOptions(cfg, log)
-	if cfg.NkeySeed != "" {
-		opt, err := nats.NkeyOptionFromSeed(cfg.NkeySeed)
-		if err != nil {
-			return nil, fmt.Errorf("%w: nats.nkey_seed %s: %v", ErrConfig, cfg.NkeySeed, err)
-		}
-		opts = append(opts, opt)
+	opts, err := connectOptions(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	opts = append(opts, extra...)
 	delay := backoff(time.Duration(cfg.ReconnectWait), time.Duration(cfg.ReconnectMaxWait))
