@@ -289,14 +289,9 @@ func TestSegmentWithoutMaskDecoder(t *testing.T) {
 }
 
 func TestCUDAOnCPULibraryFallsBack(t *testing.T) {
+	// The library `make setup` installs lists the CUDA provider but ships
+	// without its provider libraries: asking for CUDA must fall back.
 	cfg := tinyConfig(t, tinyOwn)
-	rt, err := native.LoadRuntime(cfg.OnnxRuntimeLibrary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rt.HasCUDA() {
-		t.Skip("this ONNX Runtime has CUDA")
-	}
 	cfg.Provider = "cuda"
 	g, err := NewModelGrounder(cfg, nil)
 	if err != nil {
@@ -304,6 +299,9 @@ func TestCUDAOnCPULibraryFallsBack(t *testing.T) {
 	}
 	defer g.Close()
 	info := g.Describe()
+	if strings.HasPrefix(info.Provider, "cuda") {
+		t.Skip("CUDA works here")
+	}
 	if info.Provider != "cpu" || !strings.Contains(info.Status, "CUDA requested") {
 		t.Errorf("Describe() = %+v, want provider cpu and a status naming the fallback", info)
 	}

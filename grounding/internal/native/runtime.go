@@ -98,8 +98,10 @@ func (r *Runtime) Version() string { return r.version }
 // Providers lists the execution providers the library was built with.
 func (r *Runtime) Providers() []string { return slices.Clone(r.providers) }
 
-// HasCUDA reports whether the library has the CUDA execution provider.
-// (Whether a device is present is only known when a session asks for it.)
+// HasCUDA reports whether the library was built with the CUDA execution
+// provider. Its provider libraries, CUDA itself and a device may still be
+// missing (the npm build lists CUDA but ships without them): only creating
+// a session tells, and NewSession then fails with ErrNoCUDA.
 func (r *Runtime) HasCUDA() bool {
 	return slices.Contains(r.providers, "CUDAExecutionProvider")
 }
