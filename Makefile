@@ -40,5 +40,11 @@ $(PYTHON): tools/requirements.txt
 	$(VENV)/bin/pip install -q -r tools/requirements.txt
 	touch $(PYTHON)
 
+# Test models and golden references under testdata/ (tools/README.md). Every
+# file regenerates byte-identically; the fp16/int8 export checks run too.
+fixtures: venv
+	$(PYTHON) tools/make_test_models.py
+	$(PYTHON) tools/make_goldens.py
+
 clean:
 	rm -rf bin out

@@ -450,14 +450,14 @@ def reference_masks(b, prefix_lens, suffix_lens, pads):
     return attn, ttype, mask, pos
 
 
-def verify(checkpoint: Path, out_dir: Path, dtype: str, layout: str, spec: TextSpec, image_size: int) -> dict:
+def verify(loader, out_dir: Path, dtype: str, layout: str, spec: TextSpec, image_size: int) -> dict:
     """Run the exported graphs in onnxruntime and compare with transformers (fp32 torch)."""
     import onnx
     import onnxruntime as ort
     from transformers import DynamicCache
 
     check = Check(dtype)
-    model = load_model(checkpoint)
+    model = loader()
     rng = np.random.default_rng(0)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -485,7 +485,7 @@ def verify(checkpoint: Path, out_dir: Path, dtype: str, layout: str, spec: TextS
         b, prefix_lens, suffix_lens, pads = 1, [plen], [0], [0]
     attn, ttype, mask, pos = reference_masks(b, prefix_lens, suffix_lens, pads)
     embeds = (rng.standard_normal((b, attn.shape[1], spec.hidden)) * float(
-        model.model.language_model.embed_tokens.weight.std())).astype(np.float32)
+        model.model.language_model.embed_tokens.weight.detach().std())).astype(np.float32)
     dec = sess("decoder_model_merged.onnx")
     names = [i.name for i in dec.get_inputs()]
     cache_dtype = np.float16 if dtype == "fp16" else np.float32
@@ -592,14 +592,18 @@ max abs diff <= {report['tolerance']} x max(1, max|reference|) for every output;
 """
 
 
-def export(checkpoint: Path, out_dir: Path, dtype: str = "fp32", layout: str = "own", quiet: bool = False) -> dict:
+def export(checkpoint: Path, out_dir: Path, dtype: str = "fp32", layout: str = "own", loader=None) -> dict:
+    """Export checkpoint to out_dir and verify it. loader() returns the model
+    (default: load it from checkpoint; make_bench_model builds one in memory
+    and passes a checkpoint folder holding only its configs and tokenizer)."""
+    loader = loader or (lambda: load_model(checkpoint))
     if layout not in ("own", "community"):
         raise SystemExit(f"unknown layout {layout!r}")
     if dtype not in TOLERANCE:
         raise SystemExit(f"unknown dtype {dtype!r}")
     start = time.time()
     torch.manual_seed(0)
-    model = load_model(checkpoint)
+    model = loader()
     spec = text_spec(model)
     image_size = model.config.vision_config.image_size
     write_folder_files(checkpoint, out_dir, spec, dtype, layout)
@@ -616,7 +620,7 @@ def export(checkpoint: Path, out_dir: Path, dtype: str = "fp32", layout: str = "
         export_all(model, spec, onnx_dir, dtype == "fp16", layout, image_size)
         del model
     print(f"exported {checkpoint} -> {out_dir} ({dtype}, {layout}) in {time.time() - start:.1f}s", flush=True)
-    report = verify(checkpoint, out_dir, dtype, layout, spec, image_size)
+    report = verify(loader, out_dir, dtype, layout, spec, image_size)
     (out_dir / "README.md").write_text(model_card(checkpoint.name, spec, dtype, layout, report))
     return report
 

@@ -94,23 +94,43 @@ def learn_merges(words: list[str]) -> list[tuple[str, str]]:
             seqs[i] = out
 
 
-def build(words: list[str] = WORDS) -> Tokenizer:
-    """The tiny tokenizer for a word list."""
+def _vocab_tiny(merges: list[tuple[str, str]]) -> dict[str, int]:
+    vocab: dict[str, int] = {}
+    for token in [f"<0x{b:02X}>" for b in range(256)] + CHARS + LOC_TOKENS + SEG_TOKENS + SPECIALS \
+            + [a + b for a, b in merges]:
+        vocab.setdefault(token, len(vocab))
+    return vocab
+
+
+def _vocab_gemma(merges: list[tuple[str, str]]) -> dict[str, int]:
+    """The real PaliGemma id layout (for the full-size benchmark model):
+    <pad> 0, <eos> 1, <bos> 2, <unk> 3, <mask> 4, <start_of_turn> 106,
+    <end_of_turn> 107, "\n" 108, loc 256000.., seg 257024.., <image> 257152;
+    unused ids are filled with <unusedN>."""
     vocab: dict[str, int] = {}
 
-    def add(token: str) -> None:
-        if token not in vocab:
-            vocab[token] = len(vocab)
+    def fill_to(n: int) -> None:
+        while len(vocab) < n:
+            vocab[f"<unused{len(vocab)}>"] = len(vocab)
 
-    for b in range(256):
-        add(f"<0x{b:02X}>")
-    for c in CHARS:
-        add(c)
-    for t in LOC_TOKENS + SEG_TOKENS + SPECIALS:
-        add(t)
+    for t in ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>"):
+        vocab[t] = len(vocab)
+    fill_to(106)
+    for t in ("<start_of_turn>", "<end_of_turn>", "\n"):
+        vocab[t] = len(vocab)
+    for token in [f"<0x{b:02X}>" for b in range(256)] + CHARS + [a + b for a, b in merges]:
+        vocab.setdefault(token, len(vocab))
+    fill_to(256000)
+    for t in LOC_TOKENS + SEG_TOKENS + ["<image>"]:
+        vocab[t] = len(vocab)
+    return vocab
+
+
+def build(words: list[str] = WORDS, layout: str = "tiny") -> Tokenizer:
+    """The tiny tokenizer for a word list; layout "gemma" puts every token at
+    the real tokenizer's ids (for full-size random models)."""
     merges = learn_merges(words)
-    for a, b in merges:
-        add(a + b)
+    vocab = _vocab_tiny(merges) if layout == "tiny" else _vocab_gemma(merges)
 
     tok = Tokenizer(BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True, dropout=None))
     tok.normalizer = normalizers.Replace(" ", SPACE)
@@ -123,8 +143,8 @@ def build(words: list[str] = WORDS) -> Tokenizer:
     return tok
 
 
-def write(path: Path, words: list[str] = WORDS) -> Tokenizer:
-    tok = build(words)
+def write(path: Path, words: list[str] = WORDS, layout: str = "tiny") -> Tokenizer:
+    tok = build(words, layout)
     path.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(path), pretty=False)
     return tok

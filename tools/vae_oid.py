@@ -169,7 +169,8 @@ def place(raw: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
     x0, y0, x1, y1 = box
     if x1 <= x0 or y1 <= y0:
         return None
-    img = Image.fromarray(np.ascontiguousarray(raw, dtype=np.float32), mode="F")
+    img = Image.fromarray(np.ascontiguousarray(raw, dtype=np.float32))  # 2-D float32 -> mode "F"
+    assert img.mode == "F", img.mode
     return np.asarray(img.resize((x1 - x0, y1 - y0), resample=Image.Resampling.BILINEAR), dtype=np.float32)
 
 
