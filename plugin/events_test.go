@@ -243,3 +243,55 @@ func TestEventBusDurability(t *testing.T) {
 		t.Logf("%d grounder calls for %d references", calls, n)
 	}
 }
+
+// TestEventBusShutdown: a reference in progress when SIGTERM comes is
+// finished and acked within the grace period; one still running when the
+// grace period ends is left to redelivery and done by the next instance.
+func TestEventBusShutdown(t *testing.T) {
+	srv := startServer(t, 0)
+	nc := connectClient(t, srv.ClientURL())
+	js := newJS(t, nc)
+	cfg := testConfig(t, srv.ClientURL())
+	fastStages(&cfg)
+	cfg.Queue.ShutdownGrace = Duration(300 * time.Millisecond)
+
+	// Finished within the grace period.
+	g := newGate()
+	deps := Deps{}
+	withModel(&cfg, &deps, g)
+	r := startPlugin(t, cfg, deps)
+	publishReference(t, js, "aiviz.reference.finish-me", nil, scenePNG(t, 8, 8))
+	<-g.started
+	stopped := make(chan struct{})
+	go func() { r.stop(t); close(stopped) }()
+	time.Sleep(100 * time.Millisecond)
+	close(g.release)
+	<-stopped
+	if n := streamMsgs(t, js, "AIVIZ_PROMPTS"); n != 1 {
+		t.Fatalf("%d results after a graceful stop, want 1", n)
+	}
+	if n := streamMsgs(t, js, "AIVIZ_REFERENCES"); n != 0 {
+		t.Fatalf("%d references left, want 0 (acked)", n)
+	}
+
+	// Still running when the grace period ends: nak'ed, redone later.
+	g2 := newGate()
+	deps2 := Deps{}
+	withModel(&cfg, &deps2, g2)
+	r = startPlugin(t, cfg, deps2)
+	publishReference(t, js, "aiviz.reference.cut-off", nil, scenePNG(t, 8, 8))
+	<-g2.started
+	start := time.Now()
+	r.stop(t)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stop took %s with a 300ms grace period", took)
+	}
+	if n := streamMsgs(t, js, "AIVIZ_REFERENCES"); n != 1 {
+		t.Fatalf("%d references left after the cut, want 1", n)
+	}
+	startPlugin(t, cfg, Deps{NewModel: deps.NewModel}) // g: releases at once now
+	waitFor(t, "the cut-off reference to be redone", func() bool { return streamMsgs(t, js, "AIVIZ_PROMPTS") == 2 })
+	if ev := resultEvents(t, js); ev[1].subject != "aiviz.prompt.ready.cut-off" {
+		t.Errorf("second event %s", ev[1].subject)
+	}
+}
