@@ -295,3 +295,29 @@ func TestEventBusShutdown(t *testing.T) {
 		t.Errorf("second event %s", ev[1].subject)
 	}
 }
+
+// TestEventBusInProgress: work longer than the ack wait is not redelivered
+// meanwhile: the plugin tells the server it is in progress.
+func TestEventBusInProgress(t *testing.T) {
+	srv := startServer(t, 0)
+	nc := connectClient(t, srv.ClientURL())
+	js := newJS(t, nc)
+	cfg := testConfig(t, srv.ClientURL()) // ack_wait 1s
+	fastStages(&cfg)
+	cfg.Events.Concurrency = 2 // a redelivery would be taken at once
+	cfg.Queue.Size = 4
+	g := newGate()
+	deps := Deps{}
+	withModel(&cfg, &deps, g)
+	startPlugin(t, cfg, deps)
+	publishReference(t, js, "aiviz.reference.slow", nil, scenePNG(t, 8, 8))
+	<-g.started
+	time.Sleep(2500 * time.Millisecond) // 2.5 ack waits
+	close(g.release)
+	waitFor(t, "the result", func() bool { return streamMsgs(t, js, "AIVIZ_PROMPTS") == 1 })
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.calls != 1 {
+		t.Errorf("grounded %d times: the reference was redelivered while in progress", g.calls)
+	}
+}
