@@ -181,7 +181,9 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 		return
 	}
 	defer release()
-	req, err := decodeRequest(TaskGenerate, msg.Headers(), msg.Data(), limitsOf(b.cfg))
+	// A reference is an image request (generate), or PaliGemma text with an
+	// image size (layout), as `paliprompt run` tells JSON files apart.
+	req, err := decodeRequest(fileTask("", msg.Data()), msg.Headers(), msg.Data(), limitsOf(b.cfg))
 	id := b.eventID(req.ID, msg, seq)
 	req.ID = id
 	if err == nil {

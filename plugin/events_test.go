@@ -91,7 +91,10 @@ func TestEventBusResultsAndFailures(t *testing.T) {
 		"image_b64": b64(scenePNG(t, 16, 16)), "caption": "small",
 	}))
 
-	waitFor(t, "3 events", func() bool { return streamMsgs(t, js, "AIVIZ_PROMPTS") == 3 })
+	// PaliGemma text with an image size is a layout reference.
+	publishReference(t, js, "aiviz.reference.ref-4", nil, []byte(`{"width": 50, "height": 40, "caption": "text only"}`))
+
+	waitFor(t, "4 events", func() bool { return streamMsgs(t, js, "AIVIZ_PROMPTS") == 4 })
 	waitFor(t, "the work queue to empty", func() bool { return streamMsgs(t, js, "AIVIZ_REFERENCES") == 0 })
 	got := map[string]event{}
 	for _, e := range resultEvents(t, js) {
@@ -112,6 +115,9 @@ func TestEventBusResultsAndFailures(t *testing.T) {
 	}
 	if e, ok := got["aiviz.prompt.ready.ref-3"]; !ok || !strings.Contains(string(e.data), `"caption":"small"`) {
 		t.Errorf("ready ref-3 missing or wrong: %+v", got)
+	}
+	if e, ok := got["aiviz.prompt.ready.ref-4"]; !ok || !strings.Contains(string(e.data), `"task":"layout"`) {
+		t.Errorf("ready ref-4 missing or wrong: %+v", got)
 	}
 }
 

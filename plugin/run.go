@@ -109,8 +109,9 @@ func (p *Plugin) runOne(ctx context.Context, file string, opts RunOptions) summa
 	return row
 }
 
-// fileTask: the task asked for, else layout for JSON with an image size,
-// else generate.
+// fileTask: the task asked for, else layout for JSON with an image size
+// ("width"), else generate. Files for `paliprompt run` and references on
+// the event bus are told apart this way.
 func fileTask(task Task, data []byte) Task {
 	if task != "" {
 		return task
