@@ -315,6 +315,14 @@ def cache_names(spec: TextSpec, prefix: str) -> list[str]:
     return [f"{prefix}.{i}.{kv}" for i in range(spec.layers) for kv in ("key", "value")]
 
 
+def initializer_bytes(proto) -> int:
+    """Bytes of all initializers, from their shapes (protobuf cannot measure a message over 2 GB)."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    return sum(int(np.prod(t.dims, dtype=np.int64)) * tensor_dtype_to_np_dtype(t.data_type).itemsize
+               for t in proto.graph.initializer)
+
+
 def export_graph(module, args, path: Path, inputs, outputs, axes) -> None:
     """TorchScript ONNX export; weights over 2 GB go to <name>.onnx_data."""
     import onnx
@@ -327,7 +335,7 @@ def export_graph(module, args, path: Path, inputs, outputs, axes) -> None:
                               input_names=inputs, output_names=outputs, dynamic_axes=axes,
                               do_constant_folding=True)
         proto = onnx.load(str(tmp_path), load_external_data=True)
-        size = sum(t.ByteSize() for t in proto.graph.initializer)
+        size = initializer_bytes(proto)
         for f in (path, path.with_name(path.name + "_data")):
             f.unlink(missing_ok=True)
         if size > TWO_GB - 64 * 2**20:
@@ -394,7 +402,7 @@ def quantize_int8(src_dir: Path, dst_dir: Path) -> None:
                                      op_types_to_quantize=("MatMul",))
         quant.process()
         proto = quant.model.model
-        size = sum(t.ByteSize() for t in proto.graph.initializer)
+        size = initializer_bytes(proto)
         out = dst_dir / name
         if size > TWO_GB - 64 * 2**20:
             onnx.save_model(proto, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
