@@ -34,11 +34,14 @@ fuzz: setup
 	bash scripts/fuzz.sh
 
 # Python environment for tools/ only (exporting models, making fixtures).
-venv: $(PYTHON)
-$(PYTHON): tools/requirements.txt
+# A stamp file marks it up to date: .venv/bin/python is a symlink, and
+# touching it would touch the system interpreter instead.
+VENV_STAMP := $(VENV)/.requirements-installed
+venv: $(VENV_STAMP)
+$(VENV_STAMP): tools/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r tools/requirements.txt
-	touch $(PYTHON)
+	touch $(VENV_STAMP)
 
 # Test models and golden references under testdata/ (tools/README.md). Every
 # file regenerates byte-identically; the fp16/int8 export checks run too.
