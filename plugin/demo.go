@@ -20,7 +20,9 @@ import (
 
 // DemoOptions are the flags of `paliprompt demo`.
 type DemoOptions struct {
-	// Examples is the folder with requests/<task>-<name>.json.
+	// Examples is the folder with requests/<task>-<name>.json (PaliGemma
+	// output text, answered by the text grounder) and scenes/*.png (images
+	// the model grounds; sent only when a model is loaded).
 	Examples string
 	// Out receives the replies, their PNGs and the event bus results.
 	Out string
@@ -29,15 +31,11 @@ type DemoOptions struct {
 // Demo runs the whole service end to end on this machine and stops: an
 // embedded NATS server (any free port, a temporary store), the plugin,
 // every example request sent to its endpoint (named by the file name's
-// first word), and every generate example published on the event bus.
-// Replies and events are written to opts.Out with their PNGs, and a
-// summary table is printed to w.
+// first word), every scene image sent to generate as raw bytes (as the
+// nats CLI sends a file), and every generate example and scene published
+// on the event bus. Replies and events are written to opts.Out with their
+// PNGs, and a summary table is printed to w.
 func Demo(ctx context.Context, cfg Config, deps Deps, opts DemoOptions, w io.Writer) error {
-	files, err := filepath.Glob(filepath.Join(opts.Examples, "requests", "*.json"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no example requests in %s/requests (run the demo from the repository root)", opts.Examples)
-	}
-	sort.Strings(files)
 	store, err := os.MkdirTemp("", "paliprompt-demo-")
 	if err != nil {
 		return err
@@ -64,6 +62,11 @@ func Demo(ctx context.Context, cfg Config, deps Deps, opts DemoOptions, w io.Wri
 		return ctx.Err()
 	}
 
+	stats := p.pipe.Stats()
+	examples, err := loadExamples(opts.Examples, stats.Grounder == "model")
+	if err != nil {
+		return err
+	}
 	nc, err := nats.Connect(p.URL())
 	if err != nil {
 		return err
@@ -77,10 +80,14 @@ func Demo(ctx context.Context, cfg Config, deps Deps, opts DemoOptions, w io.Wri
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "paliprompt demo: embedded NATS at %s, grounder %q, %d example requests, %d images in bucket %s\n\n",
-		p.URL(), p.pipe.Stats().Grounder, len(files), uploaded, cfg.Objects.ImagesBucket)
-	rows := d.requests(files)
-	rows = append(rows, d.events(ctx, files)...)
+	model := "no model (model.dir is empty): scene images skipped"
+	if stats.Grounder == "model" {
+		model = fmt.Sprintf("model %s on %s", stats.ModelDir, stats.Provider)
+	}
+	fmt.Fprintf(w, "paliprompt demo: embedded NATS at %s, %s, %d examples, %d images in bucket %s\n\n",
+		p.URL(), model, len(examples), uploaded, cfg.Objects.ImagesBucket)
+	rows := d.requests(examples)
+	rows = append(rows, d.events(ctx, examples)...)
 	writeSummary(w, rows)
 	failed := 0
 	for _, r := range rows {
@@ -125,6 +132,50 @@ func (d demo) uploadImages(ctx context.Context, dir string) (int, error) {
 	return len(files), nil
 }
 
+// example is one input of the demo: a JSON request file, or a scene
+// image sent as raw bytes to generate.
+type example struct {
+	name string
+	task Task
+	body []byte
+	json bool
+}
+
+// loadExamples reads requests/*.json, and scenes/*.png when a model is
+// there to ground them.
+func loadExamples(dir string, withScenes bool) ([]example, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "requests", "*.json"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no example requests in %s/requests (run the demo from the repository root)", dir)
+	}
+	sort.Strings(files)
+	var examples []example
+	for _, file := range files {
+		task, err := exampleTask(file)
+		if err != nil {
+			return nil, err
+		}
+		body, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		examples = append(examples, example{name: strings.TrimSuffix(filepath.Base(file), ".json"), task: task, body: body, json: true})
+	}
+	if !withScenes {
+		return examples, nil
+	}
+	scenes, _ := filepath.Glob(filepath.Join(dir, "scenes", "*.png"))
+	sort.Strings(scenes)
+	for _, file := range scenes {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		examples = append(examples, example{name: strings.TrimSuffix(filepath.Base(file), ".png"), task: TaskGenerate, body: body})
+	}
+	return examples, nil
+}
+
 // exampleTask is the task named by an example file: <task>-<name>.json.
 func exampleTask(file string) (Task, error) {
 	word, _, _ := strings.Cut(filepath.Base(file), "-")
@@ -136,14 +187,25 @@ func exampleTask(file string) (Task, error) {
 	return "", fmt.Errorf("%s: the file name must start with a task (%v)", file, Tasks)
 }
 
+// message is the NATS message the nats CLI would send for the example:
+// JSON with its content type, an image as raw bytes named by a header.
+func (e example) message(subject, id string) *nats.Msg {
+	msg := &nats.Msg{Subject: subject, Data: e.body, Header: nats.Header{}}
+	if e.json {
+		msg.Header.Set("Content-Type", "application/json")
+	} else if id != "" {
+		msg.Header.Set(HeaderID, id)
+	}
+	return msg
+}
+
 // requests sends each example to its endpoint.
-func (d demo) requests(files []string) []summaryRow {
+func (d demo) requests(examples []example) []summaryRow {
 	var rows []summaryRow
-	for _, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".json")
-		row := summaryRow{name: name, via: "request"}
+	for _, ex := range examples {
+		row := summaryRow{name: ex.name, task: ex.task, via: "request"}
 		start := time.Now()
-		reply, err := d.request(file, &row)
+		reply, err := d.request(ex, &row)
 		row.ms = float64(time.Since(start).Microseconds()) / 1e3
 		if err == nil {
 			row.fill(reply)
@@ -157,17 +219,8 @@ func (d demo) requests(files []string) []summaryRow {
 	return rows
 }
 
-func (d demo) request(file string, row *summaryRow) (*Reply, error) {
-	task, err := exampleTask(file)
-	if err != nil {
-		return nil, err
-	}
-	row.task = task
-	body, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	msg := &nats.Msg{Subject: d.cfg.Service.SubjectPrefix + "." + string(task), Data: body, Header: nats.Header{"Content-Type": {"application/json"}}}
+func (d demo) request(ex example, row *summaryRow) (*Reply, error) {
+	msg := ex.message(d.cfg.Service.SubjectPrefix+"."+string(ex.task), ex.name)
 	resp, err := d.nc.RequestMsg(msg, time.Duration(d.cfg.Queue.Timeout)+5*time.Second)
 	if err != nil {
 		return nil, err
@@ -187,7 +240,7 @@ func (d demo) request(file string, row *summaryRow) (*Reply, error) {
 
 // events publishes the generate examples on the event bus and collects
 // their results (or failures) from the results subjects.
-func (d demo) events(ctx context.Context, files []string) []summaryRow {
+func (d demo) events(ctx context.Context, examples []example) []summaryRow {
 	ev := d.cfg.Events
 	got := make(chan *nats.Msg, 64)
 	sub, err := d.nc.ChanSubscribe(ev.ReadySubject+".>", got)
@@ -203,21 +256,20 @@ func (d demo) events(ctx context.Context, files []string) []summaryRow {
 	}
 	pending := map[string]*summaryRow{}
 	var order []string
-	for _, file := range files {
-		if task, _ := exampleTask(file); task != TaskGenerate {
+	for _, ex := range examples {
+		if ex.task != TaskGenerate {
 			continue
 		}
-		name := strings.TrimSuffix(filepath.Base(file), ".json")
-		id := "event-" + name
-		row := &summaryRow{name: name, task: TaskGenerate, via: "event"}
+		id := "event-" + ex.name
+		row := &summaryRow{name: ex.name, task: TaskGenerate, via: "event"}
 		pending[id], order = row, append(order, id)
-		body, err := os.ReadFile(file)
-		if err == nil {
+		var err error
+		if ex.json {
 			// The reference's id comes from its subject: drop the JSON id.
-			body, err = withoutID(body)
+			ex.body, err = withoutID(ex.body)
 		}
 		if err == nil {
-			err = d.publish(ctx, ev.Subjects, id, body)
+			err = d.publish(ctx, ev.Subjects, id, ex)
 		}
 		if err != nil {
 			row.fail(err)
@@ -235,7 +287,7 @@ func (d demo) events(ctx context.Context, files []string) []summaryRow {
 }
 
 // publish puts a reference on the event bus, waiting for JetStream's ack.
-func (d demo) publish(ctx context.Context, subjects []string, id string, body []byte) error {
+func (d demo) publish(ctx context.Context, subjects []string, id string, ex example) error {
 	if !strings.HasSuffix(subjects[0], ".>") {
 		return fmt.Errorf("events.subjects[0] %q does not end in \".>\": the demo cannot name a reference subject", subjects[0])
 	}
@@ -244,8 +296,7 @@ func (d demo) publish(ctx context.Context, subjects []string, id string, body []
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{"Content-Type": {"application/json"}}}
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	if _, err := js.PublishMsg(ctx, ex.message(subject, "")); err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return nil

@@ -178,7 +178,11 @@ type summaryRow struct {
 	objects int
 	skipped int
 	caption string
-	ms      float64
+	// placed lists the layout's objects as "label@quadrant"; prompt is the
+	// SDXL global prompt (generate and layout only).
+	placed []string
+	prompt string
+	ms     float64
 	// code and desc describe a failure; code 0 is success.
 	code int
 	desc string
@@ -190,11 +194,19 @@ func (s *summaryRow) fail(err error) {
 
 func (s *summaryRow) fill(r *Reply) {
 	s.objects, s.skipped, s.caption = len(r.Objects), len(r.Skipped), r.Caption
+	if r.Layout != nil {
+		for _, o := range r.Layout.Objects {
+			s.placed = append(s.placed, o.Label+"@"+o.Quadrant)
+		}
+	}
+	if r.SDXL != nil {
+		s.prompt = r.SDXL.Positive
+	}
 }
 
 func writeSummary(w io.Writer, rows []summaryRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REQUEST\tTASK\tVIA\tRESULT\tOBJECTS\tSKIPPED\tCAPTION\tMS")
+	fmt.Fprintln(tw, "REQUEST\tTASK\tVIA\tRESULT\tOBJECTS\tSKIPPED\tMS\tCAPTION\tLAYOUT (label@quadrant)\tGLOBAL PROMPT")
 	for _, r := range rows {
 		result := "ok"
 		if r.code != 0 {
@@ -204,7 +216,8 @@ func writeSummary(w io.Writer, rows []summaryRow) {
 		if via == "" {
 			via = "file"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1f\n", r.name, r.task, via, result, r.objects, r.skipped, shorten(r.caption, 40), r.ms)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\n", r.name, r.task, via, result, r.objects, r.skipped, r.ms,
+			shorten(r.caption, 48), shorten(strings.Join(r.placed, ", "), 64), shorten(r.prompt, 72))
 	}
 	_ = tw.Flush()
 }
