@@ -42,6 +42,8 @@ func TestNamesFromCaption(t *testing.T) {
 		{"a picture of a cat and a cat", 8, []string{"cat"}},
 		{"a photo of a very big old wooden sailing boat", 8, []string{"big old wooden", "boat"}},
 		{"a cat, a dog, a bird, a fish", 2, []string{"cat", "dog"}},
+		{"a red circle to the left of a blue square", 8, []string{"red circle", "blue square"}},
+		{"a red circle, a green star and an orange diamond", 8, []string{"red circle", "green star", "orange diamond"}},
 		{"", 8, nil},
 		{"the <eos> of ; it", 8, []string{"eos"}},
 	} {
