@@ -63,6 +63,12 @@ LOWEST = float(np.finfo(np.float32).min)
 FP16_GUARD = 32.0
 TWO_GB = 2**31 - 1
 INT8_BLOCK = 32
+# MatMulNBits accuracy_level 4: the CPU kernel quantizes each block of
+# activations to int8 too and multiplies with integer dot products (VNNI
+# where the CPU has it). Level 0 dequantizes the weights to fp32 first,
+# which makes a 3B prefill slower than plain fp32. Measured error: the
+# int8 row of TOLERANCE's check output (tools/README.md).
+INT8_ACCURACY_LEVEL = 4
 
 # Maximum absolute difference allowed between onnxruntime and transformers
 # (fp32 torch), per dtype, as a fraction of the compared tensor's own scale:
@@ -399,9 +405,10 @@ def quantize_int8(src_dir: Path, dst_dir: Path) -> None:
         src = src_dir / name
         model = onnx.load(str(src), load_external_data=True)
         quant = MatMulNBitsQuantizer(model, bits=8, block_size=INT8_BLOCK, is_symmetric=True,
-                                     op_types_to_quantize=("MatMul",))
+                                     accuracy_level=INT8_ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
         quant.process()
         proto = quant.model.model
+        share_quantized_weights(proto.graph)
         size = initializer_bytes(proto)
         out = dst_dir / name
         if size > TWO_GB - 64 * 2**20:
@@ -409,6 +416,55 @@ def quantize_int8(src_dir: Path, dst_dir: Path) -> None:
                             location=name + "_data", size_threshold=1024)
         else:
             onnx.save_model(proto, str(out))
+
+
+def share_quantized_weights(graph) -> int:
+    """Quantizes the MatMuls that read a weight through an Identity node.
+
+    The TorchScript exporter writes a weight used by several layers once and
+    feeds the other users through Identity nodes; MatMulNBitsQuantizer only
+    rewrites the MatMul that reads the initializer itself, so the others
+    stayed fp32 MatMuls with the fp32 weight kept for them. Real PaliGemma
+    checkpoints share no layer weights, but the full-size benchmark model
+    does (make_bench_model.py), and any export may. Each such MatMul becomes
+    a MatMulNBits on the same quantized weight; returns how many."""
+    from onnx import helper
+
+    quantized = {n.input[1].removesuffix("_Q8"): n for n in graph.node if n.op_type == "MatMulNBits"}
+    producer = {o: n for n in graph.node for o in n.output}
+    rewritten = 0
+    for i, node in enumerate(graph.node):
+        if node.op_type != "MatMul" or node.input[1] not in producer:
+            continue
+        source = producer[node.input[1]]
+        while source.op_type == "Identity" and source.input[0] in producer:
+            source = producer[source.input[0]]
+        weight = source.input[0] if source.op_type == "Identity" else None
+        if weight not in quantized:
+            continue
+        model_node = quantized[weight]
+        new = helper.make_node("MatMulNBits", [node.input[0], *model_node.input[1:]], list(node.output),
+                               name=node.name + "_Q8", domain=model_node.domain)
+        new.attribute.extend(model_node.attribute)
+        graph.node.remove(node)
+        graph.node.insert(i, new)
+        rewritten += 1
+    drop_unused(graph)
+    return rewritten
+
+
+def drop_unused(graph) -> None:
+    """Removes Identity nodes and initializers nothing reads any more."""
+    while True:
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if n.op_type == "Identity" and n.output[0] not in used]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    used = {i for n in graph.node for i in n.input}
+    for init in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(init)
 
 
 # ---------------------------------------------------------------- verification
