@@ -2,8 +2,10 @@
 # Installs paliprompt's native dependencies into .deps/ (ignored by git).
 # Idempotent: each step is skipped when its output is already there.
 #
-#   .deps/onnxruntime/libonnxruntime.so.1   ONNX Runtime 1.24.3 (CPU build) from
-#                                            the npm package onnxruntime-node
+#   .deps/onnxruntime/libonnxruntime.so.1   ONNX Runtime 1.24.3 from the npm
+#                                            package onnxruntime-node (runs on the
+#                                            CPU; CUDA needs the provider libraries
+#                                            beside it: README, V100 section)
 #   .deps/onnxruntime/include/              the ORT C API headers (from the Go
 #                                            module github.com/yalue/onnxruntime_go)
 #                                            for the project's own small cgo layer
