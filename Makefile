@@ -12,7 +12,7 @@ export CGO_CFLAGS := -I$(DEPS)/onnxruntime/include
 VENV := $(CURDIR)/.venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup build test demo bench fuzz venv fixtures clean
+.PHONY: setup build test demo quality bench fuzz venv fixtures clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,11 @@ test: setup
 
 demo: build
 	./bin/paliprompt demo -out out/demo
+
+# The demo model's quality bar on the held-out scenes, through NATS, printed
+# (the same test runs in make test).
+quality: setup
+	go test -count 1 -run TestDemoModelQuality -v .
 
 bench: setup
 	go test -run '^$$' -bench . -benchtime 3x ./...
