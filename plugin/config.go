@@ -223,10 +223,21 @@ func DefaultConfig() Config {
 			MaxTimeout:    Duration(10 * time.Minute),
 			ShutdownGrace: Duration(30 * time.Second),
 		},
-		Model:  grounding.DefaultModelConfig(),
+		Model:  defaultModel(),
 		Layout: layouts.DefaultConfig(),
 		SDXL:   sdxl.DefaultConfig(),
 	}
+}
+
+// DemoModelDir is the bundled demo model, relative to the repository root.
+const DemoModelDir = "models/demo-shapes"
+
+// defaultModel is grounding's defaults with the bundled demo model, so that
+// `paliprompt serve` from the repository root grounds images out of the box.
+func defaultModel() grounding.ModelConfig {
+	m := grounding.DefaultModelConfig()
+	m.Dir = DemoModelDir
+	return m
 }
 
 // LoadConfig reads a config file over the defaults, applies environment

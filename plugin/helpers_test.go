@@ -56,6 +56,8 @@ func testConfig(t testing.TB, url string) Config {
 	cfg.Events.AckWait = Duration(time.Second)
 	cfg.Events.NakDelay = Duration(50 * time.Millisecond)
 	cfg.Queue.ShutdownGrace = Duration(5 * time.Second)
+	// The text grounder: tests that need the model grounder set a model.
+	cfg.Model.Dir = ""
 	// The injected test mask decoder (boxMasks) ignores the file; it only
 	// has to exist.
 	cfg.Model.MaskDecoder = filepath.Join(cfg.DataDir, "vae-oid.npz")

@@ -104,17 +104,23 @@ var StandardBuckets = []string{
 	"1344x768", "768x1344", "1536x640", "640x1536",
 }
 
+// PhotoStyleQuestions are style questions worth asking the real PaliGemma
+// 2 mix model about a photograph or artwork (config.toml lists them,
+// commented out). They are not the default: the bundled demo model knows
+// only shapes and would answer them with noise.
+var PhotoStyleQuestions = []StyleQuestion{
+	{Prefix: "answer {lang} what is the art style of this image?", Format: "{answer} style"},
+	{Prefix: "answer {lang} what is the lighting in this image?", Format: "{answer} lighting"},
+	{Prefix: "answer {lang} what are the main colors of this image?", Format: "{answer} color palette"},
+}
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Buckets:    append([]string(nil), StandardBuckets...),
-		StyleTerms: []string{"high quality", "detailed"},
-		Negative:   "lowres, blurry, jpeg artifacts, watermark, text, deformed",
-		StyleQuestions: []StyleQuestion{
-			{Prefix: "answer {lang} what is the art style of this image?", Format: "{answer} style"},
-			{Prefix: "answer {lang} what is the lighting in this image?", Format: "{answer} lighting"},
-			{Prefix: "answer {lang} what are the main colors of this image?", Format: "{answer} color palette"},
-		},
+		Buckets:          append([]string(nil), StandardBuckets...),
+		StyleTerms:       []string{"high quality", "detailed"},
+		Negative:         "lowres, blurry, jpeg artifacts, watermark, text, deformed",
+		StyleQuestions:   []StyleQuestion{},
 		IgnoreAnswers:    []string{"unanswerable", "none", "no", "yes", "unknown", "i don't know", "nothing"},
 		Background:       "background",
 		ObjectWeight:     1.0,

@@ -37,7 +37,9 @@ func TestGoldenPlans(t *testing.T) {
 	for _, sc := range planScenes {
 		t.Run(sc.name, func(t *testing.T) {
 			l := layoutOf(t, sc.res(), sc.place)
-			p := compose(t, newComposer(t, nil, nil), l, sc.req)
+			// The scenes carry answers to the real model's style questions.
+			withStyle := func(c *Config) { c.StyleQuestions = PhotoStyleQuestions }
+			p := compose(t, newComposer(t, withStyle, nil), l, sc.req)
 			if err := p.ComfyUI.Check(p.MaskFiles()); err != nil {
 				t.Fatal(err)
 			}

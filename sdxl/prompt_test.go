@@ -156,7 +156,7 @@ func TestScenePhrase(t *testing.T) {
 }
 
 func TestStyleAnswers(t *testing.T) {
-	c := newComposer(t, nil, nil)
+	c := newComposer(t, func(c *Config) { c.StyleQuestions = PhotoStyleQuestions }, nil)
 	if got := c.StylePrefixes("de"); len(got) != 3 || got[0] != "answer de what is the art style of this image?" {
 		t.Errorf("StylePrefixes: %q", got)
 	}
