@@ -235,7 +235,35 @@ func (d demo) request(ex example, row *summaryRow) (*Reply, error) {
 		return nil, fmt.Errorf("decode reply: %w", err)
 	}
 	reply.nameBlobs()
+	if err := d.fetchBlobs(&reply); err != nil {
+		return nil, err
+	}
 	return &reply, nil
+}
+
+// fetchBlobs downloads the PNGs the reply left in the results bucket
+// (those over objects.inline_mask_bytes, e.g. the preview of a noisy
+// scene), so that out/demo holds every file of every reply.
+func (d demo) fetchBlobs(r *Reply) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return err
+	}
+	for _, b := range r.blobs() {
+		if b == nil || b.PNG != nil || b.Object == "" {
+			continue
+		}
+		store, err := js.ObjectStore(ctx, b.Bucket)
+		if err != nil {
+			return fmt.Errorf("results bucket %s: %w", b.Bucket, err)
+		}
+		if b.PNG, err = store.GetBytes(ctx, b.Object); err != nil {
+			return fmt.Errorf("get %s from bucket %s: %w", b.Object, b.Bucket, err)
+		}
+	}
+	return nil
 }
 
 // events publishes the generate examples on the event bus and collects
@@ -357,7 +385,11 @@ func (d demo) settle(row *summaryRow, id string, m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &reply); err == nil && probe.Error == nil {
 		reply.nameBlobs()
 		row.fill(&reply)
-		if err := writeReplyFiles(filepath.Join(d.out, "events"), &reply); err != nil {
+		err := d.fetchBlobs(&reply)
+		if err == nil {
+			err = writeReplyFiles(filepath.Join(d.out, "events"), &reply)
+		}
+		if err != nil {
 			row.fail(err)
 		}
 		return

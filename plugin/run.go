@@ -156,6 +156,17 @@ func writeReplyFiles(dir string, r *Reply) error {
 		}
 		b.PNG, b.File = nil, rel
 	}
+	if r.SDXL != nil && len(r.SDXL.ComfyUI) > 0 {
+		// The graph on its own, for ComfyUI's /prompt API; its LoadImage
+		// nodes name the mask PNGs beside it (copy them to ComfyUI's input
+		// folder).
+		if err := os.MkdirAll(filepath.Join(dir, r.ID), 0o755); err != nil {
+			return err
+		}
+		if err := writeJSONFile(filepath.Join(dir, r.ID, "comfyui-api.json"), r.SDXL.ComfyUI); err != nil {
+			return err
+		}
+	}
 	return writeJSONFile(filepath.Join(dir, r.ID+".json"), r)
 }
 
