@@ -31,7 +31,7 @@ import (
 // for). The caption is scored on the same replies, so it is judged on its
 // own rather than through the detect names it would otherwise supply.
 const (
-	demoModelDir   = "models/demo-shapes"
+	demoModelDir   = plugin.DemoModelDir
 	demoHeldoutDir = "testdata/demo-heldout"
 
 	barDetectRecall = 0.90 // objects found with IoU >= 0.5
