@@ -72,7 +72,11 @@ func Demo(ctx context.Context, cfg Config, deps Deps, opts DemoOptions, w io.Wri
 		return err
 	}
 	defer nc.Close()
-	d := demo{cfg: cfg, nc: nc, out: opts.Out}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	d := demo{cfg: cfg, nc: nc, js: js, out: opts.Out}
 	if err := os.MkdirAll(filepath.Join(opts.Out, "events"), 0o755); err != nil {
 		return err
 	}
@@ -105,6 +109,7 @@ func Demo(ctx context.Context, cfg Config, deps Deps, opts DemoOptions, w io.Wri
 type demo struct {
 	cfg Config
 	nc  *nats.Conn
+	js  jetstream.JetStream
 	out string
 }
 
@@ -112,11 +117,7 @@ type demo struct {
 // their file names, for the requests that use image_object.
 func (d demo) uploadImages(ctx context.Context, dir string) (int, error) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*"))
-	js, err := jetstream.New(d.nc)
-	if err != nil {
-		return 0, err
-	}
-	store, err := js.ObjectStore(ctx, d.cfg.Objects.ImagesBucket)
+	store, err := d.js.ObjectStore(ctx, d.cfg.Objects.ImagesBucket)
 	if err != nil {
 		return 0, fmt.Errorf("images bucket %s: %w", d.cfg.Objects.ImagesBucket, err)
 	}
@@ -247,15 +248,11 @@ func (d demo) request(ex example, row *summaryRow) (*Reply, error) {
 func (d demo) fetchBlobs(r *Reply) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	js, err := jetstream.New(d.nc)
-	if err != nil {
-		return err
-	}
 	for _, b := range r.blobs() {
 		if b == nil || b.PNG != nil || b.Object == "" {
 			continue
 		}
-		store, err := js.ObjectStore(ctx, b.Bucket)
+		store, err := d.js.ObjectStore(ctx, b.Bucket)
 		if err != nil {
 			return fmt.Errorf("results bucket %s: %w", b.Bucket, err)
 		}
@@ -320,11 +317,7 @@ func (d demo) publish(ctx context.Context, subjects []string, id string, ex exam
 		return fmt.Errorf("events.subjects[0] %q does not end in \".>\": the demo cannot name a reference subject", subjects[0])
 	}
 	subject := strings.TrimSuffix(subjects[0], ">") + id
-	js, err := jetstream.New(d.nc)
-	if err != nil {
-		return err
-	}
-	if _, err := js.PublishMsg(ctx, ex.message(subject, "")); err != nil {
+	if _, err := d.js.PublishMsg(ctx, ex.message(subject, "")); err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return nil
