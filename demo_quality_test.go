@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"paliprompt/layouts"
 	"paliprompt/plugin"
 )
 
@@ -371,14 +372,7 @@ func bestMatch(label string, box [4]float64, sc heldoutScene, used map[int]bool)
 }
 
 func boxIoU(a, b [4]float64) float64 {
-	iw := min(a[2], b[2]) - max(a[0], b[0])
-	ih := min(a[3], b[3]) - max(a[1], b[1])
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	inter := iw * ih
-	union := (a[2]-a[0])*(a[3]-a[1]) + (b[2]-b[0])*(b[3]-b[1]) - inter
-	return inter / union
+	return layouts.Box{X0: a[0], Y0: a[1], X1: a[2], Y1: a[3]}.IoU(layouts.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]})
 }
 
 // quadrantOf names the quadrant of a truth box's centre.
