@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"paliprompt/core"
+	"paliprompt/layouts"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"paliprompt/layouts"
 	"paliprompt/plugin"
 )
 
@@ -88,6 +90,9 @@ func loadHeldout(t testing.TB) []heldoutScene {
 // TestDemoModelQuality asserts the demo model's quality bar end to end and
 // prints the measured numbers (make quality shows them).
 func TestDemoModelQuality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo model on 60 scenes through NATS takes minutes: make test and make quality run it")
+	}
 	scenes := loadHeldout(t)
 	nc, cfg := startDemoService(t)
 	var score demoScore
@@ -169,7 +174,7 @@ func referenceMessage(img []byte, sc heldoutScene) *nats.Msg {
 	}
 	msg := nats.NewMsg("")
 	msg.Data = img
-	msg.Header.Set(plugin.HeaderObjects, strings.Join(names, " ; "))
+	msg.Header.Set(core.ArgObjects.Header, strings.Join(names, " ; "))
 	return msg
 }
 
@@ -372,19 +377,13 @@ func bestMatch(label string, box [4]float64, sc heldoutScene, used map[int]bool)
 }
 
 func boxIoU(a, b [4]float64) float64 {
-	return layouts.Box{X0: a[0], Y0: a[1], X1: a[2], Y1: a[3]}.IoU(layouts.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]})
+	return core.Box{X0: a[0], Y0: a[1], X1: a[2], Y1: a[3]}.IoU(core.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]})
 }
 
-// quadrantOf names the quadrant of a truth box's centre.
+// quadrantOf names the quadrant of a truth box's centre, in the layouts
+// vocabulary.
 func quadrantOf(box [4]float64, width, height int) string {
-	v, h := "top", "left"
-	if (box[1]+box[3])/2 >= float64(height)/2 {
-		v = "bottom"
-	}
-	if (box[0]+box[2])/2 >= float64(width)/2 {
-		h = "right"
-	}
-	return v + "-" + h
+	return layouts.QuadrantAt((box[0]+box[2])/2/float64(width), (box[1]+box[3])/2/float64(height))
 }
 
 // layoutQuadrant is the quadrant the layout stage gave the object with

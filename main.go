@@ -18,13 +18,16 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/schollz/progressbar/v3"
 
 	"paliprompt/grounding"
+	"paliprompt/grounding/paligemma"
 	"paliprompt/plugin"
+	"paliprompt/sdxl"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=1.2.3".
@@ -120,14 +123,17 @@ func logger(cfg plugin.Config, w io.Writer, minLevel slog.Level) *slog.Logger {
 func deps(log *slog.Logger, out, progress io.Writer) plugin.Deps {
 	return plugin.Deps{
 		NewModel: func(cfg grounding.ModelConfig) (grounding.Grounder, error) {
-			return grounding.NewModelGrounder(cfg, loadProgress(progress))
+			return paligemma.New(cfg, loadProgress(progress))
 		},
 		CheckModel: func(cfg grounding.ModelConfig) (string, error) {
-			r := grounding.Check(cfg)
+			r := paligemma.Check(cfg)
 			return r.String(), r.Err()
 		},
 		LoadMasks: func(path string) (grounding.MaskDecoder, error) {
 			return grounding.LoadMaskDecoder(path)
+		},
+		LoadTokenCounter: func(path string) (sdxl.TokenCounter, error) {
+			return paligemma.LoadTokenCounter(path)
 		},
 		Version: buildVersion(),
 		Log:     log,
@@ -136,7 +142,7 @@ func deps(log *slog.Logger, out, progress io.Writer) plugin.Deps {
 }
 
 // loadProgress shows the model load as a progress bar.
-func loadProgress(w io.Writer) grounding.LoadProgress {
+func loadProgress(w io.Writer) paligemma.LoadProgress {
 	var bar *progressbar.ProgressBar
 	return func(done, total int, step string) {
 		if bar == nil {
@@ -172,7 +178,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newFlags("run", stderr)
 	out := c.fs.String("out", "out/run", "folder for result JSON and PNGs")
-	task := c.fs.String("task", "", "generate, caption, detect, segment or layout (default: layout for JSON with width/height, else generate)")
+	task := c.fs.String("task", "", fmt.Sprintf("endpoint, one of %v (default: layout for JSON with width/height, else generate)", plugin.Endpoints()))
 	objects := c.fs.String("objects", "", `objects to detect and segment in image files, "cat ; dog"`)
 	lang := c.fs.String("lang", "", "language of captions (default en)")
 	if err := c.fs.Parse(args); err != nil {
@@ -181,8 +187,8 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c.fs.NArg() == 0 {
 		return errors.New("no files: paliprompt run [-out DIR] FILE...")
 	}
-	if *task != "" && !validTask(*task) {
-		return fmt.Errorf("-task %q: use one of %v", *task, plugin.Tasks)
+	if *task != "" && !slices.Contains(plugin.Endpoints(), plugin.Endpoint(*task)) {
+		return fmt.Errorf("-task %q: use one of %v", *task, plugin.Endpoints())
 	}
 	cfg, err := c.load()
 	if err != nil {
@@ -198,17 +204,8 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		names = strings.Split(*objects, ";")
 	}
 	return p.RunFiles(ctx, c.fs.Args(), plugin.RunOptions{
-		Out: *out, Task: plugin.Task(*task), Objects: names, Lang: *lang, Progress: stderr,
+		Out: *out, Endpoint: plugin.Endpoint(*task), Objects: names, Lang: *lang, Progress: stderr,
 	}, stdout)
-}
-
-func validTask(t string) bool {
-	for _, task := range plugin.Tasks {
-		if string(task) == t {
-			return true
-		}
-	}
-	return false
 }
 
 func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {

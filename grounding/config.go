@@ -1,10 +1,12 @@
 package grounding
 
 import (
-	"errors"
-	"fmt"
+	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
+
+	"paliprompt/core"
 )
 
 // ModelConfig selects and tunes the PaliGemma model grounder. It is the
@@ -41,22 +43,15 @@ type ModelConfig struct {
 	OptimizedModelCache string `toml:"optimized_model_cache"`
 	// ApplyEXIF rotates images by their EXIF orientation before grounding.
 	ApplyEXIF bool `toml:"apply_exif"`
-	// MaxNewTokens bounds the tokens generated per task.
-	MaxNewTokens TaskTokens `toml:"max_new_tokens"`
+	// MaxNewTokens bounds the tokens generated per task: a budget per task
+	// name (core.Tasks), and "other" for every task without one and for
+	// free-form prefixes.
+	MaxNewTokens map[string]int `toml:"max_new_tokens"`
 	// FallbackObjects are detected when the request names no objects and
 	// the caption yields none.
 	FallbackObjects []string `toml:"fallback_objects"`
 	// MaxObjects caps the object names taken from a caption or request.
 	MaxObjects int `toml:"max_objects"`
-}
-
-// TaskTokens is a max_new_tokens per kind of task.
-type TaskTokens struct {
-	Caption int `toml:"caption"`
-	Detect  int `toml:"detect"`
-	Segment int `toml:"segment"`
-	// Other covers every other prefix (answer, question, ocr, describe).
-	Other int `toml:"other"`
 }
 
 // DefaultModelConfig returns the defaults for the embedded, CPU case.
@@ -66,11 +61,24 @@ func DefaultModelConfig() ModelConfig {
 		CudnnConvAlgoSearch: "heuristic",
 		GraphOptimization:   "all",
 		ApplyEXIF:           true,
-		// A segment object costs 4 + 16 tokens plus its label.
-		MaxNewTokens:    TaskTokens{Caption: 64, Detect: 128, Segment: 256, Other: 64},
-		FallbackObjects: []string{"person", "animal", "object"},
-		MaxObjects:      8,
+		MaxNewTokens:        defaultMaxNewTokens(),
+		FallbackObjects:     []string{"person", "animal", "object"},
+		MaxObjects:          8,
 	}
+}
+
+// defaultOtherTokens is the budget of tasks the task table gives none.
+const defaultOtherTokens = 64
+
+// defaultMaxNewTokens is the task table's budgets, and "other".
+func defaultMaxNewTokens() map[string]int {
+	m := map[string]int{core.OtherTokens: defaultOtherTokens}
+	for _, t := range core.Tasks {
+		if t.MaxNewTokens > 0 {
+			m[string(t.Name)] = t.MaxNewTokens
+		}
+	}
+	return m
 }
 
 // Allowed values, for Validate's messages.
@@ -81,57 +89,57 @@ var (
 )
 
 // Validate reports every invalid field, naming its config.toml key and the
-// allowed values; errors wrap ErrBadRequest.
+// allowed values; the error is a core.ErrConfig.
 func (c ModelConfig) Validate() error {
-	var errs []error
-	bad := func(key string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: model.%s %s", ErrBadRequest, key, fmt.Sprintf(format, args...)))
+	p := core.NewProblems("model")
+	p.OneOf("provider", strings.ToLower(c.Provider), providers...)
+	p.OneOf("graph_optimization", strings.ToLower(c.GraphOptimization), optimizations...)
+	p.OneOf("cudnn_conv_algo_search", strings.ToLower(c.CudnnConvAlgoSearch), cudnnAlgoSearches...)
+	p.AtLeast("device_id", c.DeviceID, 0)
+	p.AtLeast("gpu_mem_limit_mb", c.GPUMemLimitMB, 0)
+	p.AtLeast("intra_op_threads", c.IntraOpThreads, 0)
+	p.AtLeast("max_objects", c.MaxObjects, 1)
+	keys := []string{core.OtherTokens}
+	for _, t := range core.Tasks {
+		keys = append(keys, string(t.Name))
 	}
-	oneOf := func(key, v string, allowed []string) {
-		if !slices.Contains(allowed, strings.ToLower(v)) {
-			bad(key, "is %q, want one of %s", v, strings.Join(allowed, ", "))
+	for _, key := range slices.Sorted(maps.Keys(c.MaxNewTokens)) {
+		if !slices.Contains(keys, key) {
+			p.Add("max_new_tokens."+key, "is not a task: use one of %s", strings.Join(keys, ", "))
+			continue
 		}
+		p.AtLeast("max_new_tokens."+key, c.MaxNewTokens[key], 1)
 	}
-	oneOf("provider", c.Provider, providers)
-	oneOf("graph_optimization", c.GraphOptimization, optimizations)
-	oneOf("cudnn_conv_algo_search", c.CudnnConvAlgoSearch, cudnnAlgoSearches)
-	for _, f := range []struct {
-		key string
-		v   int
-		min int
-	}{
-		{"device_id", c.DeviceID, 0}, {"gpu_mem_limit_mb", c.GPUMemLimitMB, 0}, {"intra_op_threads", c.IntraOpThreads, 0},
-		{"max_new_tokens.caption", c.MaxNewTokens.Caption, 1}, {"max_new_tokens.detect", c.MaxNewTokens.Detect, 1},
-		{"max_new_tokens.segment", c.MaxNewTokens.Segment, 1}, {"max_new_tokens.other", c.MaxNewTokens.Other, 1},
-		{"max_objects", c.MaxObjects, 1},
-	} {
-		if f.v < f.min {
-			bad(f.key, "is %d, want %d or more", f.v, f.min)
-		}
+	if _, ok := c.MaxNewTokens[core.OtherTokens]; !ok {
+		p.Add("max_new_tokens.other", "must be set: it is the budget of every task without its own")
 	}
 	for _, o := range c.FallbackObjects {
-		if sanitizeName(o) == "" {
-			bad("fallback_objects", "has an empty name %q", o)
+		if core.CleanName(o) == "" {
+			p.Add("fallback_objects", "has an empty name %q", o)
 		}
 	}
-	return errors.Join(errs...)
+	return p.Err()
 }
 
-// maxNewTokens returns the budget of a task prefix.
-func (t TaskTokens) forPrefix(prefix string) int {
-	switch taskKind(prefix) {
-	case "caption":
-		return t.Caption
-	case "detect":
-		return t.Detect
-	case "segment":
-		return t.Segment
+// TokensFor returns the max_new_tokens budget of a prefix: its task's,
+// else "other".
+func (c ModelConfig) TokensFor(prefix string) int {
+	if t, ok := core.TaskOf(prefix); ok {
+		if n, ok := c.MaxNewTokens[string(t.Name)]; ok {
+			return n
+		}
 	}
-	return t.Other
+	return c.MaxNewTokens[core.OtherTokens]
 }
 
-// taskKind is the first word of a prefix ("caption en" -> "caption").
-func taskKind(prefix string) string {
-	kind, _, _ := strings.Cut(strings.TrimSpace(prefix), " ")
-	return kind
+// MaskDecoderPath is model.mask_decoder, else <dir>/vae-oid.npz, else ""
+// (no model folder, no decoder configured).
+func (c ModelConfig) MaskDecoderPath() string {
+	switch {
+	case c.MaskDecoder != "":
+		return c.MaskDecoder
+	case c.Dir != "":
+		return filepath.Join(c.Dir, "vae-oid.npz")
+	}
+	return ""
 }

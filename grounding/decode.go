@@ -11,6 +11,8 @@ import (
 	"io"
 	"unicode/utf8"
 
+	"paliprompt/core"
+
 	"golang.org/x/image/webp"
 )
 
@@ -73,17 +75,17 @@ func DecodeImage(data []byte, opts DecodeOptions) (image.Image, string, error) {
 	}
 	cfg, err := f.decodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return nil, f.name, fmt.Errorf("%w: corrupt %s header: %v", ErrBadImage, f.name, err)
+		return nil, f.name, core.Errorf(core.ErrBadImage, "corrupt %s header: %v", f.name, err)
 	}
 	if err := checkPixels(cfg.Width, cfg.Height, opts.MaxPixels); err != nil {
 		return nil, f.name, err
 	}
 	img, err := f.decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, f.name, fmt.Errorf("%w: truncated or corrupt %s: %v", ErrBadImage, f.name, err)
+		return nil, f.name, core.Errorf(core.ErrBadImage, "truncated or corrupt %s: %v", f.name, err)
 	}
 	if b := img.Bounds(); b.Empty() {
-		return nil, f.name, fmt.Errorf("%w: %s image is empty (%dx%d)", ErrBadImage, f.name, b.Dx(), b.Dy())
+		return nil, f.name, core.Errorf(core.ErrBadImage, "%s image is empty (%dx%d)", f.name, b.Dx(), b.Dy())
 	}
 	img = normalizeDecoded(f.name, img)
 	if opts.ApplyEXIF {
@@ -117,11 +119,11 @@ func checkPixels(w, h, limit int) error {
 		limit = DefaultMaxPixels
 	}
 	if w <= 0 || h <= 0 {
-		return fmt.Errorf("%w: image header says %dx%d pixels", ErrBadImage, w, h)
+		return core.Errorf(core.ErrBadImage, "image header says %dx%d pixels", w, h)
 	}
 	if limit > 0 && int64(w)*int64(h) > int64(limit) {
-		return fmt.Errorf("%w: image is %dx%d = %s, limit is %s",
-			ErrBadImage, w, h, megapixels(int64(w)*int64(h)), megapixels(int64(limit)))
+		return core.Errorf(core.ErrBadImage, "image is %dx%d = %s, limit is %s",
+			w, h, megapixels(int64(w)*int64(h)), megapixels(int64(limit)))
 	}
 	return nil
 }
@@ -144,7 +146,7 @@ func sniffFormat(data []byte) (imageFormat, error) {
 			return f, nil
 		}
 	}
-	return imageFormat{}, fmt.Errorf("%w: %s", ErrUnsupportedImage, describeBytes(data))
+	return imageFormat{}, core.Errorf(core.ErrUnsupportedImage, "%s", describeBytes(data))
 }
 
 // otherFormats are recognisable types we do not read, for error messages.

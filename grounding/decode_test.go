@@ -10,8 +10,11 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"paliprompt/core"
 )
 
 // readDecodeFixture reads grounding/testdata/decode/<name>.
@@ -94,7 +97,7 @@ func TestDecodeMatchesPIL(t *testing.T) {
 
 func TestDecodeEXIFOrientation(t *testing.T) {
 	for o := 1; o <= 8; o++ {
-		name := "orient" + itoa(o) + ".png"
+		name := "orient" + strconv.Itoa(o) + ".png"
 		t.Run(name, func(t *testing.T) {
 			img, _, err := DecodeImage(readDecodeFixture(t, name), DecodeOptions{ApplyEXIF: true})
 			if err != nil {
@@ -169,20 +172,20 @@ func TestDecodeErrors(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"empty", nil, DecodeOptions{}, ErrUnsupportedImage, "empty body"},
-		{"text", []byte("hello, this is not an image\n"), DecodeOptions{}, ErrUnsupportedImage, "looks like text"},
-		{"json", []byte(`{"image_b64": "..."}`), DecodeOptions{}, ErrUnsupportedImage, "JSON"},
-		{"html", []byte("<!DOCTYPE html><html></html>"), DecodeOptions{}, ErrUnsupportedImage, "HTML"},
-		{"svg", []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>`), DecodeOptions{}, ErrUnsupportedImage, "SVG"},
-		{"bmp", []byte("BM\x36\x00\x00\x00\x00\x00"), DecodeOptions{}, ErrUnsupportedImage, "BMP"},
-		{"heic", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00"), DecodeOptions{}, ErrUnsupportedImage, "HEIC"},
-		{"binary", []byte{0, 1, 2, 3, 0xfe, 0xfd}, DecodeOptions{}, ErrUnsupportedImage, "unknown format"},
-		{"truncated png", rgb[:len(rgb)/2], DecodeOptions{}, ErrBadImage, "truncated or corrupt png"},
-		{"truncated jpeg", jpg[:len(jpg)/2], DecodeOptions{}, ErrBadImage, "jpeg"},
-		{"png header only", rgb[:20], DecodeOptions{}, ErrBadImage, "corrupt png header"},
-		{"bomb", pngWithSize(t, 30000, 30000), DecodeOptions{}, ErrBadImage, "image is 30000x30000 = 900 Mpx, limit is 50 Mpx"},
-		{"over custom limit", rgb, DecodeOptions{MaxPixels: 1000}, ErrBadImage, "image is 40x30 = 1200 px, limit is 1000 px"},
-		{"zero size", pngWithSize(t, 0, 10), DecodeOptions{}, ErrBadImage, "png"},
+		{"empty", nil, DecodeOptions{}, core.ErrUnsupportedImage, "empty body"},
+		{"text", []byte("hello, this is not an image\n"), DecodeOptions{}, core.ErrUnsupportedImage, "looks like text"},
+		{"json", []byte(`{"image_b64": "..."}`), DecodeOptions{}, core.ErrUnsupportedImage, "JSON"},
+		{"html", []byte("<!DOCTYPE html><html></html>"), DecodeOptions{}, core.ErrUnsupportedImage, "HTML"},
+		{"svg", []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>`), DecodeOptions{}, core.ErrUnsupportedImage, "SVG"},
+		{"bmp", []byte("BM\x36\x00\x00\x00\x00\x00"), DecodeOptions{}, core.ErrUnsupportedImage, "BMP"},
+		{"heic", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00"), DecodeOptions{}, core.ErrUnsupportedImage, "HEIC"},
+		{"binary", []byte{0, 1, 2, 3, 0xfe, 0xfd}, DecodeOptions{}, core.ErrUnsupportedImage, "unknown format"},
+		{"truncated png", rgb[:len(rgb)/2], DecodeOptions{}, core.ErrBadImage, "truncated or corrupt png"},
+		{"truncated jpeg", jpg[:len(jpg)/2], DecodeOptions{}, core.ErrBadImage, "jpeg"},
+		{"png header only", rgb[:20], DecodeOptions{}, core.ErrBadImage, "corrupt png header"},
+		{"bomb", pngWithSize(t, 30000, 30000), DecodeOptions{}, core.ErrBadImage, "image is 30000x30000 = 900 Mpx, limit is 50 Mpx"},
+		{"over custom limit", rgb, DecodeOptions{MaxPixels: 1000}, core.ErrBadImage, "image is 40x30 = 1200 px, limit is 1000 px"},
+		{"zero size", pngWithSize(t, 0, 10), DecodeOptions{}, core.ErrBadImage, "png"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := DecodeImage(tc.data, tc.opts)
@@ -229,7 +232,7 @@ func FuzzDecodeImage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, _, err := DecodeImage(data, DecodeOptions{MaxPixels: 1 << 20, ApplyEXIF: true})
 		if err != nil {
-			if !errors.Is(err, ErrBadImage) && !errors.Is(err, ErrUnsupportedImage) {
+			if !errors.Is(err, core.ErrBadImage) && !errors.Is(err, core.ErrUnsupportedImage) {
 				t.Fatalf("error wraps no sentinel: %v", err)
 			}
 			return

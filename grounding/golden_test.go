@@ -1,26 +1,17 @@
 package grounding
 
 import (
-	"encoding/json"
 	"image"
 	"math"
 	"os"
 	"reflect"
 	"testing"
+
+	"paliprompt/core"
+	"paliprompt/grounding/groundingtest"
 )
 
-// readGolden reads a JSON golden of testdata/goldens, skipping the test
-// when `make fixtures` has not made it.
-func readGolden(t *testing.T, name string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(fixturePath("goldens/" + name))
-	if err != nil {
-		t.Skipf("no golden %s (make fixtures): %v", name, err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-}
+func readGolden(t *testing.T, name string, v any) { groundingtest.ReadGolden(t, name, v) }
 
 func readNPYFile(t *testing.T, rel string) []float32 {
 	t.Helper()
@@ -162,12 +153,12 @@ func TestParserGolden(t *testing.T) {
 					X0, Y0, X1, Y1 float64
 				} `json:"box_norm"`
 			} `json:"found"`
-			Skipped []Skipped `json:"skipped"`
+			Skipped []core.Skipped `json:"skipped"`
 		} `json:"cases"`
 	}
 	readGolden(t, "parser.json", &g)
 	for _, c := range g.Cases {
-		found, skipped := ParseDetections(c.Task, c.Text)
+		found, skipped := ParseDetections(core.TaskName(c.Task), c.Text)
 		if len(found) != len(c.Found) || len(skipped) != len(c.Skipped) {
 			t.Errorf("%q: %d found, %d skipped; want %d, %d", c.Text, len(found), len(skipped), len(c.Found), len(c.Skipped))
 			continue
@@ -176,7 +167,7 @@ func TestParserGolden(t *testing.T) {
 			got := found[i]
 			b := got.BoxNorm()
 			if got.Label != f.Label || got.Locs != f.Locs || !reflect.DeepEqual(got.Codes, f.Codes) ||
-				b != (Box{X0: f.BoxNorm.X0, Y0: f.BoxNorm.Y0, X1: f.BoxNorm.X1, Y1: f.BoxNorm.Y1}) {
+				b != (core.Box{X0: f.BoxNorm.X0, Y0: f.BoxNorm.Y0, X1: f.BoxNorm.X1, Y1: f.BoxNorm.Y1}) {
 				t.Errorf("%q object %d: %+v (box %+v), want %+v", c.Text, i, got, b, f)
 			}
 		}

@@ -3,55 +3,9 @@ package grounding
 import (
 	"strings"
 	"unicode"
+
+	"paliprompt/core"
 )
-
-// maxNameLen bounds one object name (in bytes) in a task prefix.
-const maxNameLen = 64
-
-// sanitizeName makes user text safe inside a "detect a ; b" prefix: the
-// separator ';', angle brackets (which could spell special tokens such as
-// <eos> or <loc0000>), newlines (which end the prefix) and other control
-// characters become spaces; runs of spaces collapse; the result is trimmed
-// and capped at maxNameLen bytes on a rune boundary.
-func sanitizeName(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == ';' || r == '<' || r == '>' || unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxNameLen {
-		cut := maxNameLen
-		for cut > 0 && !utf8RuneStart(s[cut]) {
-			cut--
-		}
-		s = strings.TrimSpace(s[:cut])
-	}
-	return s
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-// cleanNames sanitizes names, drops empty ones and case-insensitive
-// duplicates, and keeps at most limit.
-func cleanNames(names []string, limit int) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, n := range names {
-		n = sanitizeName(n)
-		key := strings.ToLower(n)
-		if n == "" || seen[key] {
-			continue
-		}
-		seen[key] = true
-		out = append(out, n)
-		if len(out) == limit {
-			break
-		}
-	}
-	return out
-}
 
 // captionStopWords split a caption into candidate noun phrases: articles,
 // pronouns, prepositions, conjunctions, auxiliaries, common verbs,
@@ -77,12 +31,12 @@ func init() {
 // maxPhraseWords keeps the head of long candidate phrases.
 const maxPhraseWords = 3
 
-// namesFromCaption picks object names from a caption: the runs of words
+// NamesFromCaption picks object names from a caption: the runs of words
 // between stop words and punctuation, keeping the last maxPhraseWords of
 // each (the noun usually ends an English noun phrase: "red ball"),
 // lower-cased, de-duplicated, at most limit. "A cow on the beach" gives
 // cow, beach.
-func namesFromCaption(caption string, limit int) []string {
+func NamesFromCaption(caption string, limit int) []string {
 	var names, phrase []string
 	flush := func() {
 		if len(phrase) > 0 {
@@ -115,7 +69,7 @@ func namesFromCaption(caption string, limit int) []string {
 	}
 	endWord()
 	flush()
-	return cleanNames(names, limit)
+	return core.CleanNames(names, limit)
 }
 
 func isNumber(w string) bool {

@@ -1,34 +1,13 @@
 package grounding
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
+
+	"paliprompt/core"
 )
-
-func TestSanitizeName(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"cat", "cat"},
-		{"  red   ball ", "red ball"},
-		{"cat ; dog", "cat dog"},
-		{"dog<eos><loc0001>", "dog eos loc0001"},
-		{"cat\nsegment dog", "cat segment dog"},
-		{"tab\there\x00", "tab here"},
-		{";;<>", ""},
-		{strings.Repeat("é", 40), strings.Repeat("é", 32)},
-	} {
-		if got := sanitizeName(tc.in); got != tc.want {
-			t.Errorf("sanitizeName(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestCleanNames(t *testing.T) {
-	got := cleanNames([]string{"Cat", "cat", "", " ; ", "dog", "bird", "fish"}, 3)
-	if want := []string{"Cat", "dog", "bird"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("cleanNames = %q, want %q", got, want)
-	}
-}
 
 func TestNamesFromCaption(t *testing.T) {
 	for _, tc := range []struct {
@@ -47,8 +26,8 @@ func TestNamesFromCaption(t *testing.T) {
 		{"", 8, nil},
 		{"the <eos> of ; it", 8, []string{"eos"}},
 	} {
-		if got := namesFromCaption(tc.caption, tc.limit); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("namesFromCaption(%q) = %q, want %q", tc.caption, got, tc.want)
+		if got := NamesFromCaption(tc.caption, tc.limit); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("NamesFromCaption(%q) = %q, want %q", tc.caption, got, tc.want)
 		}
 	}
 }
@@ -60,22 +39,27 @@ func TestModelConfigValidate(t *testing.T) {
 	c := DefaultModelConfig()
 	c.Provider = "tpu"
 	c.GraphOptimization = "max"
-	c.MaxNewTokens.Segment = 0
+	c.MaxNewTokens["segment"] = 0
+	c.MaxNewTokens["sing"] = 3
 	c.FallbackObjects = []string{"cat", ";"}
 	err := c.Validate()
-	for _, want := range []string{`model.provider is "tpu", want one of cpu, cuda`, `model.graph_optimization is "max"`,
-		"model.max_new_tokens.segment is 0, want 1 or more", "model.fallback_objects has an empty name"} {
+	for _, want := range []string{`model.provider: "tpu" is not allowed: use one of cpu, cuda`, `model.graph_optimization: "max"`,
+		"model.max_new_tokens.segment: 0 is too small: must be at least 1", "model.max_new_tokens.sing: is not a task",
+		"model.fallback_objects: has an empty name"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not say %q", err, want)
 		}
 	}
+	if !errors.Is(err, core.ErrConfig) {
+		t.Errorf("error %v is not a core.ErrConfig", err)
+	}
 }
 
-func TestTaskTokens(t *testing.T) {
-	tt := TaskTokens{Caption: 1, Detect: 2, Segment: 3, Other: 4}
-	for prefix, want := range map[string]int{"caption en": 1, "detect cat ; dog": 2, "segment cat": 3, "answer en why?": 4, "ocr": 4} {
-		if got := tt.forPrefix(prefix); got != want {
-			t.Errorf("forPrefix(%q) = %d, want %d", prefix, got, want)
+func TestTokensFor(t *testing.T) {
+	c := ModelConfig{MaxNewTokens: map[string]int{"caption": 1, "detect": 2, "segment": 3, "other": 4}}
+	for prefix, want := range map[string]int{"caption en": 1, "detect cat ; dog": 2, "segment cat": 3, "answer en why?": 4, "ocr": 4, "sing a song": 4} {
+		if got := c.TokensFor(prefix); got != want {
+			t.Errorf("TokensFor(%q) = %d, want %d", prefix, got, want)
 		}
 	}
 }

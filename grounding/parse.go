@@ -3,6 +3,8 @@ package grounding
 import (
 	"fmt"
 	"strings"
+
+	"paliprompt/core"
 )
 
 // Detection is one object parsed from a detect or segment output:
@@ -23,17 +25,18 @@ const segCodes = 16
 
 // BoxNorm decodes the location bins to fractions of the image size.
 // Bin v maps to v/1023, the inverse of big_vision's training encoding
-// round(coord*1023) (REFERENCE.md §5; the HF blog's v/1024 is off by one bin).
-func (d Detection) BoxNorm() Box {
+// round(coord*1023). The HF blog, big_vision's demo
+// space and supervision decode v/1024 instead, one bin off.
+func (d Detection) BoxNorm() core.Box {
 	f := func(v int) float64 { return float64(v) / (locBins - 1) }
-	return Box{X0: f(d.Locs[1]), Y0: f(d.Locs[0]), X1: f(d.Locs[3]), Y1: f(d.Locs[2])}
+	return core.Box{X0: f(d.Locs[1]), Y0: f(d.Locs[0]), X1: f(d.Locs[3]), Y1: f(d.Locs[2])}
 }
 
 // Box decodes the location bins to pixels of a width x height image.
-func (d Detection) Box(width, height int) Box {
+func (d Detection) Box(width, height int) core.Box {
 	n := d.BoxNorm()
 	w, h := float64(width), float64(height)
-	return Box{X0: n.X0 * w, Y0: n.Y0 * h, X1: n.X1 * w, Y1: n.Y1 * h}
+	return core.Box{X0: n.X0 * w, Y0: n.Y0 * h, X1: n.X1 * w, Y1: n.Y1 * h}
 }
 
 // ParseDetections parses PaliGemma's detect or segment output. It is
@@ -41,7 +44,7 @@ func (d Detection) Box(width, height int) Box {
 // and every fragment it cannot use (too few location tokens, a missing
 // label, an inverted box, output cut off mid-object) is returned in
 // skipped with the reason, never as an error.
-func ParseDetections(task, text string) (found []Detection, skipped []Skipped) {
+func ParseDetections(task core.TaskName, text string) (found []Detection, skipped []core.Skipped) {
 	p := detectionParser{task: task}
 	for _, it := range lexOutput(text) {
 		p.feed(it)
@@ -122,9 +125,9 @@ func lexToken(s string) (item, int, bool) {
 
 // detectionParser groups lexed items into objects.
 type detectionParser struct {
-	task    string
+	task    core.TaskName
 	found   []Detection
-	skipped []Skipped
+	skipped []core.Skipped
 
 	locs   []int
 	codes  []int
@@ -164,7 +167,7 @@ func (p *detectionParser) finish() {
 		return
 	}
 	if reason := detectionProblem(locs, codes, label); reason != "" {
-		p.skipped = append(p.skipped, Skipped{Task: p.task, Fragment: fragment, Reason: reason})
+		p.skipped = append(p.skipped, core.Skipped{Task: p.task, Fragment: fragment, Reason: reason})
 		return
 	}
 	d := Detection{Label: label, Locs: [4]int(locs)}

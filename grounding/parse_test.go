@@ -2,33 +2,13 @@ package grounding
 
 import (
 	"reflect"
-	"strings"
 	"testing"
+
+	"paliprompt/core"
+	"paliprompt/grounding/groundingtest"
 )
 
-func seg16(start int) string {
-	var b strings.Builder
-	for i := 0; i < 16; i++ {
-		b.WriteString("<seg" + pad3(start+i) + ">")
-	}
-	return b.String()
-}
-
-func pad3(v int) string {
-	s := "00" + itoa(v)
-	return s[len(s)-3:]
-}
-
-func itoa(v int) string {
-	if v == 0 {
-		return "0"
-	}
-	var d []byte
-	for ; v > 0; v /= 10 {
-		d = append([]byte{byte('0' + v%10)}, d...)
-	}
-	return string(d)
-}
+var seg16 = groundingtest.SegTokens
 
 func codes(start int) []int {
 	c := make([]int, 16)
@@ -91,8 +71,8 @@ func TestParseDetections(t *testing.T) {
 
 func TestDetectionBox(t *testing.T) {
 	d := Detection{Label: "x", Locs: [4]int{0, 1023, 1023, 1023}}
-	if got, want := d.Box(640, 480), (Box{X0: 640, Y0: 0, X1: 640, Y1: 480}); got != want {
-		t.Errorf("Box = %+v, want %+v", got, want)
+	if got, want := d.Box(640, 480), (core.Box{X0: 640, Y0: 0, X1: 640, Y1: 480}); got != want {
+		t.Errorf("core.Box = %+v, want %+v", got, want)
 	}
 	d = Detection{Label: "x", Locs: [4]int{51, 309, 708, 646}}
 	n := d.BoxNorm()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"image"
 	"os"
+
+	"paliprompt/core"
 )
 
 // Preprocessor turns an image into the vision encoder's pixel_values the
@@ -43,15 +45,15 @@ type preprocessorConfig struct {
 func LoadPreprocessor(path string) (*Preprocessor, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read preprocessor config: %v", ErrUnavailable, err)
+		return nil, core.Errorf(core.ErrUnavailable, "read preprocessor config: %v", err)
 	}
 	var c preprocessorConfig
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("%w: parse %s: %v", ErrUnavailable, path, err)
+		return nil, core.Errorf(core.ErrUnavailable, "parse %s: %v", path, err)
 	}
 	p, err := newPreprocessor(c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, path, err)
+		return nil, core.Errorf(core.ErrUnavailable, "%s: %v", path, err)
 	}
 	return p, nil
 }

@@ -4,45 +4,23 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"paliprompt/grounding/groundingtest"
 )
 
-// fixturePath is a path under the repository's testdata/ (tools' fixtures).
-func fixturePath(rel string) string { return filepath.Join("..", "testdata", filepath.FromSlash(rel)) }
+var fixturePath = groundingtest.FixturePath
 
-type preprocessGolden struct {
-	Size   []int     `json:"size"`
-	LUT    []float32 `json:"lut"`
-	Images []struct {
-		Image             string `json:"image"`
-		Width, Height     int
-		RGB               string `json:"rgb"`
-		RGBSHA256         string `json:"rgb_sha256"`
-		Resized           string `json:"resized"`
-		ResizedSHA256     string `json:"resized_sha256"`
-		PixelValuesSHA256 string `json:"pixel_values_sha256"`
-		Samples           []struct {
-			C, Y, X int
-			Value   float32
-		} `json:"samples"`
-	} `json:"images"`
-}
+type preprocessGolden = groundingtest.PreprocessGolden
 
 func loadPreprocessGolden(t testing.TB) preprocessGolden {
 	t.Helper()
-	b, err := os.ReadFile(fixturePath("goldens/preprocess.json"))
-	if err != nil {
-		t.Skipf("no preprocessing goldens (make fixtures): %v", err)
-	}
 	var g preprocessGolden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
+	groundingtest.ReadGolden(t, "preprocess.json", &g)
 	return g
 }
 

@@ -3,18 +3,20 @@ package grounding
 import (
 	"context"
 	"fmt"
+
+	"paliprompt/core"
 )
 
 // MaskDecoder turns one object's 16 segmentation codes into a mask placed
 // in its box (pixels of a width x height image).
 type MaskDecoder interface {
-	Mask(codes []int, box Box, width, height int) (*Mask, error)
+	Mask(codes []int, box core.Box, width, height int) (*core.Mask, error)
 }
 
 // TextConfig configures the text grounder.
 type TextConfig struct {
-	// Masks decodes segmentation codes; nil makes segment requests fail
-	// with ErrUnavailable (detect and caption still work).
+	// Masks decodes segmentation codes; nil makes requests with segment
+	// output fail with ErrUnavailable (the other tasks still work).
 	Masks MaskDecoder
 	// MaskDecoderPath names the file Masks was loaded from, for error
 	// messages when it is missing.
@@ -37,22 +39,25 @@ func (g *TextGrounder) Describe() Info {
 	return Info{Kind: "text", Provider: "none", Status: "ready"}
 }
 
-// Ground parses req.Outputs into a Result.
-func (g *TextGrounder) Ground(ctx context.Context, req Request) (Result, error) {
-	w, h, err := requestSize(req)
+// Ground parses the outputs of the requested tasks into a Result.
+func (g *TextGrounder) Ground(ctx context.Context, req Request) (core.Result, error) {
+	w, h, err := req.Size()
 	if err != nil {
-		return Result{}, err
+		return core.Result{}, err
 	}
-	if req.Segment && req.Outputs.Segment != "" && g.cfg.Masks == nil {
-		return Result{}, fmt.Errorf("%w: segment output needs the mask decoder (vae-oid.npz) and none is configured%s",
-			ErrUnavailable, missingPath(g.cfg.MaskDecoderPath))
-	}
-	res := Result{Width: w, Height: h, Caption: req.Outputs.Caption, Outputs: req.Outputs}
-	if err := addObjects(&res, "detect", req.Outputs.Detect, nil); err != nil {
-		return Result{}, err
-	}
-	if err := addObjects(&res, "segment", req.Outputs.Segment, g.cfg.Masks); err != nil {
-		return Result{}, err
+	res := core.Result{Width: w, Height: h, Outputs: core.Outputs{}}
+	for _, t := range core.Tasks {
+		text := req.Outputs[t.Name]
+		if !req.Wants(t.Name) || text == "" {
+			continue
+		}
+		if t.Masks && g.cfg.Masks == nil {
+			return core.Result{}, core.Errorf(core.ErrUnavailable, "%s output needs the mask decoder (vae-oid.npz) and none is configured%s",
+				t.Name, missingPath(g.cfg.MaskDecoderPath))
+		}
+		if err := Store(&res, t, text, g.cfg.Masks); err != nil {
+			return core.Result{}, err
+		}
 	}
 	return res, ctx.Err()
 }
@@ -64,26 +69,26 @@ func missingPath(path string) string {
 	return fmt.Sprintf(" (%s not found)", path)
 }
 
-// requestSize returns the original image size of a request.
-func requestSize(req Request) (int, int, error) {
-	w, h := req.Width, req.Height
-	if req.Image != nil && (w == 0 || h == 0) {
-		b := req.Image.Bounds()
-		w, h = b.Dx(), b.Dy()
+// Store puts one task's output text into res: Outputs, the caption, and
+// for tasks that list objects the parsed objects, their masks decoded by
+// masks when the output carries segmentation codes. Both grounders use
+// it, so a model's output and the same text sent in a request give the
+// same Result.
+func Store(res *core.Result, task core.Task, text string, masks MaskDecoder) error {
+	if res.Outputs == nil {
+		res.Outputs = core.Outputs{}
 	}
-	if w <= 0 || h <= 0 {
-		return 0, 0, fmt.Errorf("%w: no image and no width/height given", ErrBadRequest)
+	res.Outputs[task.Name] = text
+	if task.Name == core.TaskCaption {
+		res.Caption = text
 	}
-	return w, h, nil
-}
-
-// addObjects parses one detect or segment output into res, decoding masks
-// with masks when the output carries segmentation codes.
-func addObjects(res *Result, task, text string, masks MaskDecoder) error {
-	found, skipped := ParseDetections(task, text)
+	if !task.Objects {
+		return nil
+	}
+	found, skipped := ParseDetections(task.Name, text)
 	res.Skipped = append(res.Skipped, skipped...)
 	for _, d := range found {
-		obj := Object{Label: d.Label, Box: d.Box(res.Width, res.Height), BoxNorm: d.BoxNorm(), Source: task}
+		obj := core.Object{Label: d.Label, Box: d.Box(res.Width, res.Height), BoxNorm: d.BoxNorm(), Source: task.Name}
 		if d.Codes != nil && masks != nil {
 			m, err := masks.Mask(d.Codes, obj.Box, res.Width, res.Height)
 			if err != nil {

@@ -5,6 +5,8 @@ import (
 	"image"
 	"os"
 	"slices"
+
+	"paliprompt/core"
 )
 
 // VAEMaskDecoder is big_vision's PaliGemma mask decoder (the decoder half
@@ -53,11 +55,11 @@ const (
 // and name the file and the missing array or wrong shape.
 func LoadMaskDecoder(path string) (*VAEMaskDecoder, error) {
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w: mask decoder %s: %s", ErrUnavailable, path, fmt.Sprintf(format, args...))
+		return core.Errorf(core.ErrUnavailable, "mask decoder %s: %s", path, fmt.Sprintf(format, args...))
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: mask decoder %s: %w", ErrUnavailable, path, err)
+		return nil, core.Errorf(core.ErrUnavailable, "mask decoder %s: %w", path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -158,16 +160,19 @@ func (l *layerLoader) conv(name string, in, out, k int, transposed bool) convLay
 // Path is the file the decoder was loaded from.
 func (d *VAEMaskDecoder) Path() string { return d.path }
 
+// Codebook is the size of the decoder's code book: codes x dim.
+func (d *VAEMaskDecoder) Codebook() (codes, dim int) { return d.codes, d.dim }
+
 // Decode runs the decoder on 16 codes and returns its raw 64x64 output,
 // row-major.
 func (d *VAEMaskDecoder) Decode(codes []int) ([]float32, error) {
 	if len(codes) != maskGrid*maskGrid {
-		return nil, fmt.Errorf("%w: mask needs %d segmentation codes, got %d", ErrBadRequest, maskGrid*maskGrid, len(codes))
+		return nil, core.Errorf(core.ErrBadRequest, "mask needs %d segmentation codes, got %d", maskGrid*maskGrid, len(codes))
 	}
 	x := make([]float32, d.dim*maskGrid*maskGrid)
 	for cell, code := range codes {
 		if code < 0 || code >= d.codes {
-			return nil, fmt.Errorf("%w: segmentation code %d is out of range 0..%d", ErrBadRequest, code, d.codes-1)
+			return nil, core.Errorf(core.ErrBadRequest, "segmentation code %d is out of range 0..%d", code, d.codes-1)
 		}
 		row := d.codebook[code*d.dim : (code+1)*d.dim]
 		for ch, v := range row {
@@ -199,7 +204,7 @@ func (d *VAEMaskDecoder) Decode(codes []int) ([]float32, error) {
 // image (mode "F"), and Mask keeps those raw values (binary = value > 0,
 // soft = clip(value*0.5+0.5, 0, 1)). A box less than a pixel wide or high
 // gives an empty mask.
-func (d *VAEMaskDecoder) Mask(codes []int, box Box, width, height int) (*Mask, error) {
+func (d *VAEMaskDecoder) Mask(codes []int, box core.Box, width, height int) (*core.Mask, error) {
 	raw, err := d.Decode(codes)
 	if err != nil {
 		return nil, err
@@ -208,13 +213,13 @@ func (d *VAEMaskDecoder) Mask(codes []int, box Box, width, height int) (*Mask, e
 }
 
 // placeMask resizes a raw 64x64 decoder output into box (see Mask).
-func placeMask(raw []float32, box Box, width, height int) *Mask {
+func placeMask(raw []float32, box core.Box, width, height int) *core.Mask {
 	clampInt := func(v float64, hi int) int { return max(0, min(int(v), hi)) }
 	r := image.Rect(clampInt(box.X0, width), clampInt(box.Y0, height), clampInt(box.X1, width), clampInt(box.Y1, height))
 	if r.Dx() <= 0 || r.Dy() <= 0 {
-		return &Mask{}
+		return &core.Mask{}
 	}
-	return &Mask{Rect: r, Values: resizeFloat(raw, maskSize, maskSize, r.Dx(), r.Dy(), bilinearFilter)}
+	return &core.Mask{Rect: r, Values: resizeFloat(raw, maskSize, maskSize, r.Dx(), r.Dy(), bilinearFilter)}
 }
 
 func relu(x []float32) []float32 {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"paliprompt/core"
 )
 
 // npyBytes encodes a float32 array as a version 1 .npy file.
@@ -113,7 +115,7 @@ func TestMaskDecoderBiasOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	codes := []int{0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7}
-	m, err := d.Mask(codes, Box{X0: 10.9, Y0: 5.2, X1: 30.99, Y1: 40}, 100, 50)
+	m, err := d.Mask(codes, core.Box{X0: 10.9, Y0: 5.2, X1: 30.99, Y1: 40}, 100, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,13 +130,13 @@ func TestMaskDecoderBiasOnly(t *testing.T) {
 	if m.Area() != 20*35 || m.Soft(15, 20) != 0.625 || m.Inside(9, 20) {
 		t.Errorf("area %d soft %v inside-outside %v", m.Area(), m.Soft(15, 20), m.Inside(9, 20))
 	}
-	empty, err := d.Mask(codes, Box{X0: 10.2, Y0: 5, X1: 10.9, Y1: 40}, 100, 50)
+	empty, err := d.Mask(codes, core.Box{X0: 10.2, Y0: 5, X1: 10.9, Y1: 40}, 100, 50)
 	if err != nil || empty.Rect.Dx() != 0 || len(empty.Values) != 0 {
 		t.Errorf("sub-pixel box: %v, %v; want an empty mask", empty, err)
 	}
 	for _, bad := range [][]int{codes[:15], append(append([]int{}, codes[:15]...), 8), append(append([]int{}, codes[:15]...), -1)} {
-		if _, err := d.Mask(bad, Box{X1: 10, Y1: 10}, 10, 10); !errors.Is(err, ErrBadRequest) {
-			t.Errorf("codes %v: error %v, want ErrBadRequest", bad, err)
+		if _, err := d.Mask(bad, core.Box{X1: 10, Y1: 10}, 10, 10); !errors.Is(err, core.ErrBadRequest) {
+			t.Errorf("codes %v: error %v, want core.ErrBadRequest", bad, err)
 		}
 	}
 }
@@ -162,8 +164,8 @@ func TestLoadMaskDecoderErrors(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".npz")
 			writeNPZ(t, path, a)
 			_, err := LoadMaskDecoder(path)
-			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Fatalf("error %v, want ErrUnavailable naming %s and saying %s", err, path, tc.want)
+			if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("error %v, want core.ErrUnavailable naming %s and saying %s", err, path, tc.want)
 			}
 		})
 	}
@@ -175,7 +177,7 @@ func TestLoadMaskDecoderErrors(t *testing.T) {
 		if tc.content != "" {
 			os.WriteFile(path, []byte(tc.content), 0o644)
 		}
-		if _, err := LoadMaskDecoder(path); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
+		if _, err := LoadMaskDecoder(path); !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one saying %q", tc.name, err, tc.want)
 		}
 	}

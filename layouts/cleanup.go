@@ -5,14 +5,14 @@ import (
 	"sort"
 	"strings"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
 // cleanUp turns the grounder's objects into layout objects: boxes are
 // clamped to the image, degenerate ones dropped, same-label duplicates
 // merged and the count capped, largest first. Every object or mask left
 // out is returned in dropped with the reason.
-func (p *Planner) cleanUp(res grounding.Result) (kept []Object, dropped []Dropped) {
+func (p *Planner) cleanUp(res core.Result) (kept []Object, dropped []Dropped) {
 	w, h := float64(res.Width), float64(res.Height)
 	for i, g := range res.Objects {
 		o, reason := p.fromGrounding(i, g, w, h)
@@ -38,13 +38,13 @@ func (p *Planner) cleanUp(res grounding.Result) (kept []Object, dropped []Droppe
 }
 
 // fromGrounding converts one grounded object, or says why it is dropped.
-func (p *Planner) fromGrounding(i int, g grounding.Object, w, h float64) (Object, string) {
+func (p *Planner) fromGrounding(i int, g core.Object, w, h float64) (Object, string) {
 	label := strings.Join(strings.Fields(g.Label), " ")
-	raw := Box{g.Box.X0, g.Box.Y0, g.Box.X1, g.Box.Y1}
+	raw := core.Box{X0: g.Box.X0, Y0: g.Box.Y0, X1: g.Box.X1, Y1: g.Box.Y1}
 	if label == "" {
 		return Object{}, "missing label"
 	}
-	if !raw.finite() {
+	if !raw.Finite() {
 		return Object{}, fmt.Sprintf("box %v has a coordinate that is not a finite number", raw)
 	}
 	px := raw.Clamp(w, h)
@@ -65,7 +65,7 @@ func (p *Planner) fromGrounding(i int, g grounding.Object, w, h float64) (Object
 }
 
 // maskProblem says why a mask cannot be used, or "".
-func maskProblem(m *grounding.Mask) string {
+func maskProblem(m *core.Mask) string {
 	n := m.Rect.Dx() * m.Rect.Dy()
 	switch {
 	case m.Rect.Empty():

@@ -1,24 +1,13 @@
 package layouts
 
 import (
-	"errors"
-	"fmt"
 	"math"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
-// ErrBadInput: the grounding result or the placement cannot be laid out
-// (no image size, an unknown place name, a box outside the frame). It
-// wraps grounding.ErrBadRequest, so the plugin's mapping of that error to
-// a 400 reply covers it too.
-var ErrBadInput = fmt.Errorf("layouts: bad input: %w", grounding.ErrBadRequest)
-
-// ErrConfig: the Config is invalid.
-var ErrConfig = errors.New("layouts: invalid config")
-
 // Config tunes the layout stage. It is the [layout] table of config.toml;
-// DefaultConfig gives the defaults, New validates it.
+// DefaultConfig gives the defaults, Validate (and New) check it.
 type Config struct {
 	// MaxObjects caps the objects in a layout; the largest are kept and
 	// the rest are reported in Layout.Dropped.
@@ -76,33 +65,24 @@ func DefaultConfig() Config {
 // maxPreviewHeight keeps a preview at a size a reply can carry.
 const maxPreviewHeight = 4096
 
-func (c Config) validate() error {
-	fraction := func(name string, v float64) error {
-		if math.IsNaN(v) || v < 0 || v > 1 {
-			return fmt.Errorf("%w: %s must be in 0..1, got %v", ErrConfig, name, v)
-		}
-		return nil
-	}
-	if c.MaxObjects < 1 {
-		return fmt.Errorf("%w: max_objects must be at least 1, got %d", ErrConfig, c.MaxObjects)
-	}
+// Validate reports every invalid field, each under its [layout] key; the
+// error is a core.ErrConfig.
+func (c Config) Validate() error {
+	p := core.NewProblems("layout")
+	p.AtLeast("max_objects", c.MaxObjects, 1)
 	if math.IsNaN(c.MinSizePx) || c.MinSizePx < 0 {
-		return fmt.Errorf("%w: min_size_px must be >= 0, got %v", ErrConfig, c.MinSizePx)
+		p.Add("min_size_px", "%v is not allowed: must be 0 or more", c.MinSizePx)
 	}
-	if c.PreviewHeight < 64 || c.PreviewHeight > maxPreviewHeight {
-		return fmt.Errorf("%w: preview_height must be in 64..%d, got %d", ErrConfig, maxPreviewHeight, c.PreviewHeight)
-	}
+	p.IntRange("preview_height", c.PreviewHeight, 64, maxPreviewHeight)
 	for _, f := range []struct {
-		name string
-		v    float64
+		key string
+		v   float64
 	}{
 		{"merge_iou", c.MergeIoU}, {"relation_margin", c.RelationMargin},
 		{"relation_span_overlap", c.RelationSpanOverlap}, {"overlap_min", c.OverlapMin},
 		{"contains_min", c.ContainsMin}, {"quadrant_min", c.QuadrantMin}, {"backdrop_area", c.BackdropArea},
 	} {
-		if err := fraction(f.name, f.v); err != nil {
-			return err
-		}
+		p.FloatRange(f.key, f.v, 0, 1)
 	}
-	return nil
+	return p.Err()
 }

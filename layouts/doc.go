@@ -3,13 +3,13 @@
 //
 // # Contract
 //
-// Input: a grounding.Result (image size, caption, answers, objects with
+// Input: a core.Result (image size, caption, answers, objects with
 // pixel boxes and optional masks) and a Placement. Output: a Layout, a
 // plain value with JSON tags (snake_case) that the plugin puts in its
 // reply and the sdxl stage reads. Everything is a pure function of its
 // input: no I/O, no models, no NATS. A Planner holds only its Config and
 // is safe for concurrent use. Errors only for input that cannot be laid
-// out; they wrap ErrBadInput, which wraps grounding.ErrBadRequest (a 400).
+// out; they are core.ErrBadRequest errors (a 400).
 //
 // What a Layout holds, per object (boxes normalized to 0..1, JSON arrays
 // [x0, y0, x1, y1]): the reference box and the placed box on the target
@@ -38,13 +38,10 @@
 //
 // # How the plugin calls us
 //
-//	planner, err := layouts.New(cfg.Layout)            // [layout] table
-//	place, err := layouts.ParsePlacement(msg.Header.Get("Paliprompt-Place"))
-//	// or, for JSON: place = layouts.Placement{Moves: req.Place, Mirror: req.Mirror}
-//	layout, err := planner.Build(result, place)         // result: grounding.Result
-//	plan, err := composer.Compose(layout, sdxlRequest)  // package sdxl
-//	preview := planner.Preview(img, layout, plan.Canvas()) // img may be nil
-//	// encode preview as PNG for the reply or `paliprompt run`
+// Example (example_test.go, compiled and run by go test) shows the calls:
+// New with the [layout] table, ParsePlacement for the Paliprompt-Place
+// header (a JSON request's "place" decodes into Moves), Build on the
+// grounder's core.Result, then Preview with the sdxl plan's canvas.
 //
 // The preview shows the reference (grid, quadrant lines, boxes, masks,
 // labels) beside the SDXL canvas (region masks in their colours), with a

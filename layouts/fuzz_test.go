@@ -2,11 +2,11 @@ package layouts
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
-	"strings"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 	"paliprompt/layouts/layoutstest"
 )
 
@@ -48,7 +48,7 @@ func FuzzBuild(f *testing.F) {
 }
 
 // checkLayout checks the invariants of any layout.
-func checkLayout(t *testing.T, res grounding.Result, l Layout) {
+func checkLayout(t *testing.T, res core.Result, l Layout) {
 	dropped := 0
 	for _, d := range l.Dropped {
 		if d.What == "object" {
@@ -63,9 +63,9 @@ func checkLayout(t *testing.T, res grounding.Result, l Layout) {
 	}
 	depths := map[int]bool{}
 	for i, o := range l.Objects {
-		for _, b := range []Box{o.Box, o.Placed} {
-			if b.normalizedProblem() != "" && b.Area() != 0 {
-				t.Fatalf("object %d box %v: %s", i, b, b.normalizedProblem())
+		for _, b := range []core.Box{o.Box, o.Placed} {
+			if b.NormalizedProblem() != "" && b.Area() != 0 {
+				t.Fatalf("object %d box %v: %s", i, b, b.NormalizedProblem())
 			}
 		}
 		if o.Index != i || o.Sentence == "" || math.IsNaN(o.Area) || o.Depth < 1 || o.Depth > len(l.Objects) {
@@ -96,7 +96,7 @@ func FuzzParsePlacement(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePlacement(s)
 		if err != nil {
-			if !strings.Contains(err.Error(), "layouts: bad input") {
+			if !errors.Is(err, core.ErrBadRequest) {
 				t.Fatalf("error without the sentinel: %v", err)
 			}
 			return
@@ -105,8 +105,8 @@ func FuzzParsePlacement(f *testing.F) {
 			if m.Key == "" || (m.Box == nil) == (m.Place == "") {
 				t.Fatalf("move %+v", m)
 			}
-			if m.Box != nil && m.Box.normalizedProblem() != "" {
-				t.Fatalf("box %v accepted: %s", *m.Box, m.Box.normalizedProblem())
+			if m.Box != nil && m.Box.NormalizedProblem() != "" {
+				t.Fatalf("box %v accepted: %s", *m.Box, m.Box.NormalizedProblem())
 			}
 		}
 		if err := p.validate(); err != nil {

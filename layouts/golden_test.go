@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 	"paliprompt/layouts/layoutstest"
 )
 
@@ -16,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // scenes are the layouts kept as golden files.
 var scenes = []struct {
 	name  string
-	res   func() grounding.Result
+	res   func() core.Result
 	place string
 }{
 	{"living-room", livingRoom, ""},
@@ -26,10 +26,10 @@ var scenes = []struct {
 
 // street is a busier scene: repeated labels, a duplicate detection, a
 // degenerate box and one sticking out of the image.
-func street() grounding.Result {
-	return grounding.Result{
+func street() core.Result {
+	return core.Result{
 		Width: 1600, Height: 900, Caption: "two people walking a dog down a city street at night",
-		Objects: []grounding.Object{
+		Objects: []core.Object{
 			segmentation("person", 300, 200, 520, 880),
 			segmentation("person", 700, 180, 900, 890),
 			detection("person", 705, 185, 905, 885),

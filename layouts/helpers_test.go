@@ -3,7 +3,7 @@ package layouts
 import (
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 	"paliprompt/layouts/layoutstest"
 )
 
@@ -23,7 +23,7 @@ func newPlanner(t testing.TB) *Planner {
 	return p
 }
 
-func build(t testing.TB, res grounding.Result, place Placement) Layout {
+func build(t testing.TB, res core.Result, place Placement) Layout {
 	t.Helper()
 	l, err := newPlanner(t).Build(res, place)
 	if err != nil {

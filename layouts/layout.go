@@ -1,10 +1,9 @@
 package layouts
 
 import (
-	"fmt"
 	"math"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
 // Layout is a grounded image turned into layout constraints for the
@@ -30,7 +29,8 @@ type Layout struct {
 	Conflicts []Conflict `json:"conflicts,omitempty"`
 }
 
-// Answer is one free-form PaliGemma answer, passed through from grounding.
+// Answer is one free-form PaliGemma answer, passed through from the
+// grounding result.
 type Answer struct {
 	Prefix string `json:"prefix"`
 	Text   string `json:"text"`
@@ -46,18 +46,18 @@ type Object struct {
 	Index int    `json:"index"`
 	Label string `json:"label"`
 	// Source is the grounding task: "detect" or "segment".
-	Source string `json:"source"`
+	Source core.TaskName `json:"source"`
 	// SourceIndex is the object's position in the grounding result.
 	SourceIndex int `json:"source_index"`
 	// BoxPx is the box in pixels of the reference image, clamped to it.
-	BoxPx Box `json:"box_px"`
+	BoxPx core.Box `json:"box_px"`
 	// Box is BoxPx normalized to the reference image.
-	Box Box `json:"box"`
+	Box core.Box `json:"box"`
 	// Placed is the box on the target canvas, normalized.
-	Placed  Box  `json:"placed"`
-	Moved   bool `json:"moved,omitempty"`
-	Clamped bool `json:"clamped,omitempty"`
-	HasMask bool `json:"has_mask"`
+	Placed  core.Box `json:"placed"`
+	Moved   bool     `json:"moved,omitempty"`
+	Clamped bool     `json:"clamped,omitempty"`
+	HasMask bool     `json:"has_mask"`
 
 	Quadrant       string         `json:"quadrant"`
 	QuadrantShares QuadrantShares `json:"quadrant_shares"`
@@ -68,14 +68,14 @@ type Object struct {
 	Area float64 `json:"area"`
 	// Aspect is width / height of the box in reference pixels.
 	Aspect float64 `json:"aspect"`
-	// Depth is the object's rank from the viewer, 1 = nearest (see depth.go).
+	// Depth is the object's rank from the viewer, 1 = nearest (assignDepth says how).
 	Depth int `json:"depth"`
 	// Location is the phrase the sentence uses ("in the upper-left quadrant").
 	Location string `json:"location"`
 	// Sentence describes the object for prompts.
 	Sentence string `json:"sentence"`
 
-	mask     *grounding.Mask
+	mask     *core.Mask
 	toCanvas transform // reference (normalized) -> target canvas (normalized)
 	refW     int
 	refH     int
@@ -116,7 +116,7 @@ type Planner struct {
 
 // New returns a Planner for a validated cfg.
 func New(cfg Config) (*Planner, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &Planner{cfg: cfg}, nil
@@ -128,11 +128,11 @@ func (p *Planner) Config() Config { return p.cfg }
 // Build lays out a grounding result on the target canvas, applying the
 // placement (moves and mirroring). It fails only on input that cannot be
 // laid out (no image size, a placement box outside the frame), with an
-// error wrapping ErrBadInput; everything it leaves out is reported in the
+// error wrapping core.ErrBadRequest; everything it leaves out is reported in the
 // Layout.
-func (p *Planner) Build(res grounding.Result, place Placement) (Layout, error) {
+func (p *Planner) Build(res core.Result, place Placement) (Layout, error) {
 	if res.Width <= 0 || res.Height <= 0 {
-		return Layout{}, fmt.Errorf("%w: image size %dx%d (need width and height > 0)", ErrBadInput, res.Width, res.Height)
+		return Layout{}, core.Errorf(core.ErrBadRequest, "image size %dx%d (need width and height > 0)", res.Width, res.Height)
 	}
 	if err := place.validate(); err != nil {
 		return Layout{}, err
@@ -159,17 +159,17 @@ func (p *Planner) Build(res grounding.Result, place Placement) (Layout, error) {
 func (p *Planner) describeGeometry(o *Object) {
 	b := o.Placed
 	cx, cy := b.Center()
-	o.Quadrant = quadrantOf(cx, cy)
+	o.Quadrant = QuadrantAt(cx, cy)
 	o.Cell = cellOf(cx, cy)
 	o.Omost = omostPlace(b)
-	o.Area = round4(b.Area())
+	o.Area = core.Round(b.Area(), 4)
 	o.QuadrantShares = boxShares(b).normalize()
 	if o.BoxPx.H() > 0 {
-		o.Aspect = round4(o.BoxPx.W() / o.BoxPx.H())
+		o.Aspect = core.Round(o.BoxPx.W()/o.BoxPx.H(), 4)
 	}
 	if o.mask != nil {
 		area, shares := maskGeometry(o)
-		o.Area = round4(area)
+		o.Area = core.Round(area, 4)
 		o.QuadrantShares = shares.normalize()
 	}
 }
@@ -196,7 +196,7 @@ func maskGeometry(o *Object) (float64, QuadrantShares) {
 		}
 	}
 	area := float64(m.Area()) / (w * h) * o.toCanvas.scaleArea()
-	if shares.max() == 0 { // an empty mask: fall back to the box
+	if _, most := shares.dominant(); most == 0 { // an empty mask: fall back to the box
 		shares = boxShares(o.Placed)
 	}
 	return math.Min(area, 1), shares

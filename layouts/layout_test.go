@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -16,33 +16,45 @@ func TestNewValidatesConfig(t *testing.T) {
 		change func(*Config)
 		want   string
 	}{
-		{"no objects", func(c *Config) { c.MaxObjects = 0 }, "max_objects"},
-		{"iou over 1", func(c *Config) { c.MergeIoU = 1.5 }, "merge_iou"},
-		{"nan margin", func(c *Config) { c.RelationMargin = math.NaN() }, "relation_margin"},
-		{"negative size", func(c *Config) { c.MinSizePx = -1 }, "min_size_px"},
-		{"tiny preview", func(c *Config) { c.PreviewHeight = 10 }, "preview_height"},
+		{"no objects", func(c *Config) { c.MaxObjects = 0 }, "layout.max_objects: 0 is too small"},
+		{"iou over 1", func(c *Config) { c.MergeIoU = 1.5 }, "layout.merge_iou: 1.5 is out of range: use 0..1"},
+		{"nan margin", func(c *Config) { c.RelationMargin = math.NaN() }, "layout.relation_margin: NaN"},
+		{"negative size", func(c *Config) { c.MinSizePx = -1 }, "layout.min_size_px: -1"},
+		{"tiny preview", func(c *Config) { c.PreviewHeight = 10 }, "layout.preview_height: 10 is out of range: use 64..4096"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			tt.change(&cfg)
 			_, err := New(cfg)
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+			if !errors.Is(err, core.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New: %v, want ErrConfig naming %s", err, tt.want)
 			}
 		})
 	}
 }
 
+// TestConfigReportsEveryProblem: one run names every bad field.
+func TestConfigReportsEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxObjects, cfg.MergeIoU, cfg.PreviewHeight = 0, -1, 1
+	err := cfg.Validate()
+	for _, key := range []string{"layout.max_objects: ", "layout.merge_iou: ", "layout.preview_height: "} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("Validate: %v\nwant it to name %s", err, key)
+		}
+	}
+}
+
 func TestBuildRejectsMissingSize(t *testing.T) {
-	_, err := newPlanner(t).Build(grounding.Result{Width: 0, Height: 10}, Placement{})
-	if !errors.Is(err, ErrBadInput) || !errors.Is(err, grounding.ErrBadRequest) {
-		t.Fatalf("Build: %v, want ErrBadInput wrapping grounding.ErrBadRequest", err)
+	_, err := newPlanner(t).Build(core.Result{Width: 0, Height: 10}, Placement{})
+	if !errors.Is(err, core.ErrBadRequest) || !errors.Is(err, core.ErrBadRequest) {
+		t.Fatalf("Build: %v, want core.ErrBadRequest wrapping core.ErrBadRequest", err)
 	}
 }
 
 func TestCleanUp(t *testing.T) {
-	res := grounding.Result{Width: 1000, Height: 500, Objects: []grounding.Object{
+	res := core.Result{Width: 1000, Height: 500, Objects: []core.Object{
 		detection("cat", 100, 100, 300, 300),
 		detection("zero", 400, 100, 400, 300),
 		detection("nan", math.NaN(), 0, 10, 10),
@@ -73,13 +85,13 @@ func TestCleanUp(t *testing.T) {
 			t.Errorf("source object %d dropped for %q, want %q", idx, reasons[idx], frag)
 		}
 	}
-	if o := l.Objects[1]; !o.Clamped || o.BoxPx != (Box{0, 0, 200, 200}) || o.Box != (Box{0, 0, 0.2, 0.4}) {
+	if o := l.Objects[1]; !o.Clamped || o.BoxPx != (core.Box{X0: 0, Y0: 0, X1: 200, Y1: 200}) || o.Box != (core.Box{X0: 0, Y0: 0, X1: 0.2, Y1: 0.4}) {
 		t.Errorf("clamped object: %+v", o)
 	}
 }
 
 func TestCleanUpCapsLargestFirst(t *testing.T) {
-	res := grounding.Result{Width: 2000, Height: 1000}
+	res := core.Result{Width: 2000, Height: 1000}
 	for i := 0; i < 50; i++ { // 50 objects, object i is (i+1)*10 px wide
 		x := float64(i * 19)
 		res.Objects = append(res.Objects, detection(fmt.Sprintf("thing %d", i), x, 0, x+float64((i+1)*10)/5+3, 400))
@@ -104,7 +116,7 @@ func TestCleanUpCapsLargestFirst(t *testing.T) {
 func TestBadMaskIsReported(t *testing.T) {
 	o := segmentation("cat", 10, 10, 50, 50)
 	o.Mask.Values = o.Mask.Values[:10]
-	l := build(t, grounding.Result{Width: 100, Height: 100, Objects: []grounding.Object{o}}, Placement{})
+	l := build(t, core.Result{Width: 100, Height: 100, Objects: []core.Object{o}}, Placement{})
 	if len(l.Objects) != 1 || l.Objects[0].HasMask {
 		t.Fatalf("objects %+v", l.Objects)
 	}
@@ -116,7 +128,7 @@ func TestBadMaskIsReported(t *testing.T) {
 func TestSentences(t *testing.T) {
 	tests := []struct {
 		name string
-		obj  grounding.Object
+		obj  core.Object
 		want string
 	}{
 		{"quadrant", detection("cat", 0, 0, 640, 480), "a cat in the upper-left quadrant, taking about a quarter of the frame"},
@@ -128,7 +140,7 @@ func TestSentences(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := build(t, grounding.Result{Width: 1280, Height: 960, Objects: []grounding.Object{tt.obj}}, Placement{})
+			l := build(t, core.Result{Width: 1280, Height: 960, Objects: []core.Object{tt.obj}}, Placement{})
 			if got := l.Objects[0].Sentence; got != tt.want {
 				t.Errorf("sentence %q, want %q", got, tt.want)
 			}
@@ -144,7 +156,7 @@ func TestDepth(t *testing.T) {
 	if got != [3]int{1, 2, 3} {
 		t.Errorf("depths cat, sofa, lamp = %v, want [1 2 3]", got)
 	}
-	backdrop := grounding.Result{Width: 100, Height: 100, Objects: []grounding.Object{
+	backdrop := core.Result{Width: 100, Height: 100, Objects: []core.Object{
 		detection("sky", 0, 0, 100, 95), detection("bird", 10, 10, 20, 20), detection("rock", 60, 70, 90, 95),
 	}}
 	l = build(t, backdrop, Placement{})
@@ -161,7 +173,7 @@ func TestMaskGeometry(t *testing.T) {
 	if want := boxArea * math.Pi / 4; math.Abs(cat.Area-want) > 0.01*boxArea {
 		t.Errorf("cat area %v, want about %v", cat.Area, want)
 	}
-	if cat.QuadrantShares.TopLeft != 1 {
+	if cat.QuadrantShares.Of(TopLeft) != 1 {
 		t.Errorf("cat shares %+v", cat.QuadrantShares)
 	}
 }

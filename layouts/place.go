@@ -3,9 +3,10 @@ package layouts
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
+
+	"paliprompt/core"
 )
 
 // Placement asks for spatial control of the generated scene: objects
@@ -29,7 +30,7 @@ type Move struct {
 	// Place is a canonical place name (see PlaceNames); empty with Box.
 	Place string `json:"place,omitempty"`
 	// Box is a normalized target box; nil with Place.
-	Box *Box `json:"box,omitempty"`
+	Box *core.Box `json:"box,omitempty"`
 }
 
 // where describes the move's target for messages.
@@ -50,18 +51,18 @@ func (ms *Moves) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return fmt.Errorf("%w: place must be an object {\"<label or index>\": \"<place>\" | [x0, y0, x1, y1]}", ErrBadInput)
+		return core.Errorf(core.ErrBadRequest, "place must be an object {\"<label or index>\": \"<place>\" | [x0, y0, x1, y1]}")
 	}
 	var out Moves
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("%w: place: %v", ErrBadInput, err)
+			return core.Errorf(core.ErrBadRequest, "place: %v", err)
 		}
 		key, _ := tok.(string)
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return fmt.Errorf("%w: place %q: %v", ErrBadInput, key, err)
+			return core.Errorf(core.ErrBadRequest, "place %q: %v", key, err)
 		}
 		m, err := moveFromJSON(key, raw)
 		if err != nil {
@@ -99,15 +100,15 @@ func (ms Moves) MarshalJSON() ([]byte, error) {
 func moveFromJSON(key string, raw json.RawMessage) (Move, error) {
 	key = strings.TrimSpace(key)
 	if key == "" {
-		return Move{}, fmt.Errorf("%w: place has an empty key", ErrBadInput)
+		return Move{}, core.Errorf(core.ErrBadRequest, "place has an empty key")
 	}
 	var name string
 	if err := json.Unmarshal(raw, &name); err == nil {
 		return moveTo(key, name)
 	}
-	var box Box
+	var box core.Box
 	if err := json.Unmarshal(raw, &box); err != nil {
-		return Move{}, fmt.Errorf("%w: place %q: want a place name or [x0, y0, x1, y1]: %v", ErrBadInput, key, err)
+		return Move{}, core.Errorf(core.ErrBadRequest, "place %q: want a place name or [x0, y0, x1, y1]: %v", key, err)
 	}
 	return moveToBox(key, box)
 }
@@ -116,16 +117,16 @@ func moveFromJSON(key string, raw json.RawMessage) (Move, error) {
 func moveTo(key, name string) (Move, error) {
 	place, ok := canonicalPlace(name)
 	if !ok {
-		return Move{}, fmt.Errorf("%w: place %q for %q is not a place name (use one of: %s; or a box x0,y0,x1,y1)",
-			ErrBadInput, name, key, strings.Join(PlaceNames(), ", "))
+		return Move{}, core.Errorf(core.ErrBadRequest, "place %q for %q is not a place name (use one of: %s; or a box x0,y0,x1,y1)",
+			name, key, strings.Join(PlaceNames(), ", "))
 	}
 	return Move{Key: key, Place: place}, nil
 }
 
 // moveToBox builds a move to a normalized box.
-func moveToBox(key string, b Box) (Move, error) {
-	if problem := b.normalizedProblem(); problem != "" {
-		return Move{}, fmt.Errorf("%w: place box %v for %q %s", ErrBadInput, b, key, problem)
+func moveToBox(key string, b core.Box) (Move, error) {
+	if problem := b.NormalizedProblem(); problem != "" {
+		return Move{}, core.Errorf(core.ErrBadRequest, "place box %v for %q %s", b, key, problem)
 	}
 	return Move{Key: key, Box: &b}, nil
 }
@@ -137,7 +138,7 @@ func moveToBox(key string, b Box) (Move, error) {
 // Items are separated by ";". Each is <label or index>=<where>, where
 // <where> is a place name (PlaceNames, case-insensitive) or a normalized
 // box "x0,y0,x1,y1" (brackets optional); the bare word "mirror" mirrors
-// the layout. Empty items are ignored. Errors wrap ErrBadInput and name
+// the layout. Empty items are ignored. Errors wrap core.ErrBadRequest and name
 // the item at fault.
 func ParsePlacement(s string) (Placement, error) {
 	var p Placement
@@ -152,11 +153,11 @@ func ParsePlacement(s string) (Placement, error) {
 				p.Mirror = true
 				continue
 			}
-			return Placement{}, fmt.Errorf("%w: placement item %q is not <label or index>=<place> or \"mirror\"", ErrBadInput, item)
+			return Placement{}, core.Errorf(core.ErrBadRequest, "placement item %q is not <label or index>=<place> or \"mirror\"", item)
 		}
 		key, value = strings.Join(strings.Fields(key), " "), strings.TrimSpace(value)
 		if key == "" {
-			return Placement{}, fmt.Errorf("%w: placement item %q has no label or index before '='", ErrBadInput, item)
+			return Placement{}, core.Errorf(core.ErrBadRequest, "placement item %q has no label or index before '='", item)
 		}
 		m, err := parseWhere(key, value)
 		if err != nil {
@@ -175,28 +176,28 @@ func parseWhere(key, value string) (Move, error) {
 		return moveTo(key, value)
 	}
 	if len(parts) != 4 {
-		return Move{}, fmt.Errorf("%w: place box %q for %q needs 4 numbers x0,y0,x1,y1", ErrBadInput, value, key)
+		return Move{}, core.Errorf(core.ErrBadRequest, "place box %q for %q needs 4 numbers x0,y0,x1,y1", value, key)
 	}
 	var v [4]float64
 	for i, s := range parts {
 		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 		if err != nil {
-			return Move{}, fmt.Errorf("%w: place box %q for %q: %q is not a number", ErrBadInput, value, key, strings.TrimSpace(s))
+			return Move{}, core.Errorf(core.ErrBadRequest, "place box %q for %q: %q is not a number", value, key, strings.TrimSpace(s))
 		}
 		v[i] = f
 	}
-	return moveToBox(key, Box{v[0], v[1], v[2], v[3]})
+	return moveToBox(key, core.Box{X0: v[0], Y0: v[1], X1: v[2], Y1: v[3]})
 }
 
 // validate checks a Placement built by hand (not parsed).
 func (p Placement) validate() error {
 	for _, m := range p.Moves {
 		if strings.TrimSpace(m.Key) == "" {
-			return fmt.Errorf("%w: a placement move has no label or index", ErrBadInput)
+			return core.Errorf(core.ErrBadRequest, "a placement move has no label or index")
 		}
 		switch {
 		case m.Box != nil && m.Place != "":
-			return fmt.Errorf("%w: placement of %q has both a place and a box", ErrBadInput, m.Key)
+			return core.Errorf(core.ErrBadRequest, "placement of %q has both a place and a box", m.Key)
 		case m.Box != nil:
 			if _, err := moveToBox(m.Key, *m.Box); err != nil {
 				return err

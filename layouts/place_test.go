@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
 func TestParsePlacement(t *testing.T) {
-	box := func(x0, y0, x1, y1 float64) *Box { return &Box{x0, y0, x1, y1} }
+	box := func(x0, y0, x1, y1 float64) *core.Box { return &core.Box{X0: x0, Y0: y0, X1: x1, Y1: y1} }
 	tests := []struct {
 		in   string
 		want Placement
@@ -40,8 +40,8 @@ func TestParsePlacement(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParsePlacement(tt.in)
 			if tt.err != "" {
-				if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want ErrBadInput with %q", err, tt.err)
+				if !errors.Is(err, core.ErrBadRequest) || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want core.ErrBadRequest with %q", err, tt.err)
 				}
 				return
 			}
@@ -71,18 +71,18 @@ func TestPlacementJSON(t *testing.T) {
 		t.Errorf("round trip %s, want %s (order kept, names canonical)", out, want)
 	}
 	for _, bad := range []string{`{"place": ["cat"]}`, `{"place": {"cat": 3}}`, `{"place": {"cat": [0, 0, 2, 1]}}`, `{"place": {"": "left"}}`} {
-		if err := json.Unmarshal([]byte(bad), &req); !errors.Is(err, ErrBadInput) {
-			t.Errorf("%s: error %v, want ErrBadInput", bad, err)
+		if err := json.Unmarshal([]byte(bad), &req); !errors.Is(err, core.ErrBadRequest) {
+			t.Errorf("%s: error %v, want core.ErrBadRequest", bad, err)
 		}
 	}
 }
 
-func near(a, b Box) bool {
+func near(a, b core.Box) bool {
 	return math.Abs(a.X0-b.X0)+math.Abs(a.Y0-b.Y0)+math.Abs(a.X1-b.X1)+math.Abs(a.Y1-b.Y1) < 1e-9
 }
 
 func TestPlacementMoves(t *testing.T) {
-	res := grounding.Result{Width: 1000, Height: 1000, Objects: []grounding.Object{
+	res := core.Result{Width: 1000, Height: 1000, Objects: []core.Object{
 		detection("character", 600, 600, 800, 1000), // 0.2 x 0.4
 		detection("dog", 100, 700, 300, 800),        // 0.2 x 0.1
 		detection("tree", 0, 0, 100, 300),
@@ -90,14 +90,14 @@ func TestPlacementMoves(t *testing.T) {
 	tests := []struct {
 		name  string
 		place string
-		want  map[int]Box
+		want  map[int]core.Box
 	}{
-		{"quadrant fits, aspect kept", "character=top-left", map[int]Box{0: {0.125, 0, 0.375, 0.5}}},
-		{"omost location keeps size", "dog=on the right", map[int]Box{1: {0.7333333333, 0.45, 0.9333333333, 0.55}}},
-		{"omost location stays in frame", "character=on the top-right", map[int]Box{0: {0.7333333333, 0, 0.9333333333, 0.4}}},
-		{"box fits, centred", "1=[0, 0, 1, 1]", map[int]Box{1: {0, 0.25, 1, 0.75}}},
-		{"mirror", "mirror", map[int]Box{0: {0.2, 0.6, 0.4, 1}, 1: {0.7, 0.7, 0.9, 0.8}, 2: {0.9, 0, 1, 0.3}}},
-		{"mirror then move", "mirror; tree=bottom-right", map[int]Box{2: {0.6666666667, 0.5, 0.8333333333, 1}, 1: {0.7, 0.7, 0.9, 0.8}}},
+		{"quadrant fits, aspect kept", "character=top-left", map[int]core.Box{0: {X0: 0.125, Y0: 0, X1: 0.375, Y1: 0.5}}},
+		{"omost location keeps size", "dog=on the right", map[int]core.Box{1: {X0: 0.7333333333, Y0: 0.45, X1: 0.9333333333, Y1: 0.55}}},
+		{"omost location stays in frame", "character=on the top-right", map[int]core.Box{0: {X0: 0.7333333333, Y0: 0, X1: 0.9333333333, Y1: 0.4}}},
+		{"box fits, centred", "1=[0, 0, 1, 1]", map[int]core.Box{1: {X0: 0, Y0: 0.25, X1: 1, Y1: 0.75}}},
+		{"mirror", "mirror", map[int]core.Box{0: {X0: 0.2, Y0: 0.6, X1: 0.4, Y1: 1}, 1: {X0: 0.7, Y0: 0.7, X1: 0.9, Y1: 0.8}, 2: {X0: 0.9, Y0: 0, X1: 1, Y1: 0.3}}},
+		{"mirror then move", "mirror; tree=bottom-right", map[int]core.Box{2: {X0: 0.6666666667, Y0: 0.5, X1: 0.8333333333, Y1: 1}, 1: {X0: 0.7, Y0: 0.7, X1: 0.9, Y1: 0.8}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,7 +125,7 @@ func TestPlacementGeometryFollows(t *testing.T) {
 	if !cat.Moved || cat.Quadrant != BottomRight || !strings.Contains(cat.Sentence, "lower-right quadrant") {
 		t.Errorf("moved cat: %+v", cat)
 	}
-	if cat.Box != (Box{100.0 / 1280, 150.0 / 960, 500.0 / 1280, 450.0 / 960}) {
+	if cat.Box != (core.Box{X0: 100.0 / 1280, Y0: 150.0 / 960, X1: 500.0 / 1280, Y1: 450.0 / 960}) {
 		t.Errorf("the reference box changed: %v", cat.Box)
 	}
 	for _, r := range l.Relations {
@@ -136,7 +136,7 @@ func TestPlacementGeometryFollows(t *testing.T) {
 }
 
 func TestPlacementConflicts(t *testing.T) {
-	res := grounding.Result{Width: 100, Height: 100, Objects: []grounding.Object{
+	res := core.Result{Width: 100, Height: 100, Objects: []core.Object{
 		detection("person", 0, 0, 20, 50), detection("person", 70, 0, 90, 50), detection("dog", 40, 60, 60, 90),
 	}}
 	place, err := ParsePlacement("unicorn=left; 7=right; person=bottom-right; dog=top-left; 2=bottom-right")
@@ -165,7 +165,7 @@ func TestPlacementConflicts(t *testing.T) {
 }
 
 func TestMaskKeepsShapeWhenMoved(t *testing.T) {
-	res := grounding.Result{Width: 400, Height: 200, Objects: []grounding.Object{segmentation("ball", 20, 20, 120, 120)}}
+	res := core.Result{Width: 400, Height: 200, Objects: []core.Object{segmentation("ball", 20, 20, 120, 120)}}
 	place, _ := ParsePlacement("ball=[0.5, 0, 1, 1]; mirror")
 	l := build(t, res, place)
 	o := l.Objects[0]
@@ -173,7 +173,7 @@ func TestMaskKeepsShapeWhenMoved(t *testing.T) {
 	can := o.MaskRaster(800, 400, OnCanvas)
 	// The 100x100 px ball (0.25 x 0.5 of the frame) fills the half-width,
 	// full-height box: 400x400 px of the 800x400 canvas, still round.
-	if want := (Box{0.5, 0, 1, 1}); !near(o.Placed, want) {
+	if want := (core.Box{X0: 0.5, Y0: 0, X1: 1, Y1: 1}); !near(o.Placed, want) {
 		t.Fatalf("placed %v, want %v", o.Placed, want)
 	}
 	coverage := func(g []uint8) (n int) {
@@ -201,7 +201,7 @@ func TestMaskKeepsShapeWhenMoved(t *testing.T) {
 
 func TestMirrorFlipsMask(t *testing.T) {
 	o := detection("flag", 0, 0, 100, 100)
-	o.Mask = &grounding.Mask{Rect: image.Rect(0, 0, 100, 100), Values: make([]float32, 100*100)}
+	o.Mask = &core.Mask{Rect: image.Rect(0, 0, 100, 100), Values: make([]float32, 100*100)}
 	for y := 0; y < 100; y++ {
 		for x := 0; x < 100; x++ {
 			o.Mask.Values[y*100+x] = -1
@@ -210,7 +210,7 @@ func TestMirrorFlipsMask(t *testing.T) {
 			}
 		}
 	}
-	l := build(t, grounding.Result{Width: 200, Height: 100, Objects: []grounding.Object{o}}, Placement{Mirror: true})
+	l := build(t, core.Result{Width: 200, Height: 100, Objects: []core.Object{o}}, Placement{Mirror: true})
 	m := l.Objects[0].MaskRaster(200, 100, OnCanvas)
 	// The object moves from the left half to the right half, and its
 	// inside (the flag's left 30%) to the right 30% of its new box.

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"paliprompt/core"
 )
 
 // Where a named place puts an object:
@@ -78,23 +80,23 @@ func omostPoint(loc string) (x, y float64, ok bool) {
 
 // fitInto scales b, keeping its aspect ratio, to the largest box inside
 // r, centred in r.
-func fitInto(b, r Box) Box {
+func fitInto(b, r core.Box) core.Box {
 	s := math.Min(r.W()/b.W(), r.H()/b.H())
 	w, h := b.W()*s, b.H()*s
 	cx, cy := r.Center()
-	return Box{cx - w/2, cy - h/2, cx + w/2, cy + h/2}
+	return core.Box{X0: cx - w/2, Y0: cy - h/2, X1: cx + w/2, Y1: cy + h/2}
 }
 
 // moveCenter moves b's centre to (x, y), shifted to stay in the frame.
-func moveCenter(b Box, x, y float64) Box {
+func moveCenter(b core.Box, x, y float64) core.Box {
 	w, h := b.W(), b.H()
 	x0 := math.Min(math.Max(x-w/2, 0), 1-w)
 	y0 := math.Min(math.Max(y-h/2, 0), 1-h)
-	return Box{x0, y0, x0 + w, y0 + h}
+	return core.Box{X0: x0, Y0: y0, X1: x0 + w, Y1: y0 + h}
 }
 
 // target computes where a move puts a box.
-func target(b Box, m Move) Box {
+func target(b core.Box, m Move) core.Box {
 	if m.Box != nil {
 		return fitInto(b, *m.Box)
 	}

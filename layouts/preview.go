@@ -278,12 +278,17 @@ func drawGrid(dc *gg.Context, x, y, w, h float64) {
 			dc.Stroke()
 		}
 	}
-	for _, f := range []float64{1.0 / 3, 2.0 / 3} {
+	for _, f := range gridLines() {
 		line(x+f*w, y, x+f*w, y+h, 1, true)
 		line(x, y+f*h, x+w, y+f*h, 1, true)
 	}
-	line(x+w/2, y, x+w/2, y+h, 2, false)
-	line(x, y+h/2, x+w, y+h/2, 2, false)
+	xs, ys := quadrantLines()
+	for _, f := range xs {
+		line(x+f*w, y, x+f*w, y+h, 2, false)
+	}
+	for _, f := range ys {
+		line(x, y+f*h, x+w, y+f*h, 2, false)
+	}
 	dc.SetDash()
 	dc.SetRGB255(40, 40, 40)
 	dc.SetLineWidth(1)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"paliprompt/core"
 )
 
 // Relation names.
@@ -78,12 +80,12 @@ func (p *Planner) before(a0, a1, b0, b1 float64) bool {
 }
 
 // contains reports whether box a contains box b.
-func (p *Planner) contains(a, b Box) bool {
+func (p *Planner) contains(a, b core.Box) bool {
 	return a.Area() > b.Area() && a.Intersect(b).Area() >= p.cfg.ContainsMin*b.Area()
 }
 
 // overlaps reports whether boxes a and b overlap enough to say so.
-func (p *Planner) overlaps(a, b Box) bool {
+func (p *Planner) overlaps(a, b core.Box) bool {
 	in := a.Intersect(b).Area()
 	return in > 0 && in >= p.cfg.OverlapMin*math.Min(a.Area(), b.Area())
 }

@@ -4,13 +4,13 @@ import (
 	"strings"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
 func TestRelations(t *testing.T) {
 	tests := []struct {
 		name string
-		a, b grounding.Object
+		a, b core.Object
 		want []string
 	}{
 		{"side by side", detection("cat", 0, 40, 30, 60), detection("dog", 60, 40, 90, 60), []string{"cat left of dog"}},
@@ -30,7 +30,7 @@ func TestRelations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := build(t, grounding.Result{Width: 100, Height: 100, Objects: []grounding.Object{tt.a, tt.b}}, Placement{})
+			l := build(t, core.Result{Width: 100, Height: 100, Objects: []core.Object{tt.a, tt.b}}, Placement{})
 			var got []string
 			for _, r := range l.Relations {
 				got = append(got, r.Text)
@@ -43,7 +43,7 @@ func TestRelations(t *testing.T) {
 }
 
 func TestRelationNamesRepeatedLabels(t *testing.T) {
-	l := build(t, grounding.Result{Width: 100, Height: 100, Objects: []grounding.Object{
+	l := build(t, core.Result{Width: 100, Height: 100, Objects: []core.Object{
 		detection("person", 0, 0, 20, 50), detection("person", 70, 0, 90, 50),
 	}}, Placement{})
 	if len(l.Relations) != 1 || l.Relations[0].Text != "person #0 left of person #1" {

@@ -26,24 +26,10 @@ func (p *Planner) sentence(o Object) (location, sentence string) {
 		return "filling the frame", noun + " filling the frame"
 	}
 	location = proseLocations[o.Cell.Row][o.Cell.Col]
-	if q, share := dominantQuadrant(o.QuadrantShares); share >= p.cfg.QuadrantMin {
+	if q, share := o.QuadrantShares.dominant(); share >= p.cfg.QuadrantMin {
 		location = "in the " + quadrantPhrase(q) + " quadrant"
 	}
 	return location, fmt.Sprintf("%s %s, taking %s", noun, location, areaPhrase(o.Area))
-}
-
-// dominantQuadrant returns the quadrant holding most of the object.
-func dominantQuadrant(q QuadrantShares) (string, float64) {
-	name, best := TopLeft, q.TopLeft
-	for _, c := range []struct {
-		name  string
-		share float64
-	}{{TopRight, q.TopRight}, {BottomLeft, q.BottomLeft}, {BottomRight, q.BottomRight}} {
-		if c.share > best {
-			name, best = c.name, c.share
-		}
-	}
-	return name, best
 }
 
 // determiners start labels that need no article.

@@ -1,8 +1,14 @@
 package layouts
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
+
+	"paliprompt/core"
 )
 
 // Quadrant names, by the object's centre. A centre exactly on a quadrant
@@ -15,28 +21,38 @@ const (
 	BottomRight = "bottom-right"
 )
 
-// Quadrants are the frame's four quarters, normalized, in reading order.
-var Quadrants = []struct {
+// Quadrant is one quarter of the frame.
+type Quadrant struct {
 	Name string
-	Box  Box
-}{
-	{TopLeft, Box{0, 0, 0.5, 0.5}},
-	{TopRight, Box{0.5, 0, 1, 0.5}},
-	{BottomLeft, Box{0, 0.5, 0.5, 1}},
-	{BottomRight, Box{0.5, 0.5, 1, 1}},
+	// Key is the quadrant's key in QuadrantShares' JSON ("top_left").
+	Key string
+	// Box is the quarter, normalized.
+	Box core.Box
 }
 
-// quadrantOf names the quadrant of a point.
-func quadrantOf(x, y float64) string {
-	switch {
-	case y < 0.5 && x < 0.5:
-		return TopLeft
-	case y < 0.5:
-		return TopRight
-	case x < 0.5:
-		return BottomLeft
+// Quadrants are the frame's four quarters in reading order: the one table
+// of quadrants (names, JSON keys, geometry, the preview's lines).
+var Quadrants = []Quadrant{
+	{TopLeft, "top_left", core.Box{X0: 0, Y0: 0, X1: 0.5, Y1: 0.5}},
+	{TopRight, "top_right", core.Box{X0: 0.5, Y0: 0, X1: 1, Y1: 0.5}},
+	{BottomLeft, "bottom_left", core.Box{X0: 0, Y0: 0.5, X1: 0.5, Y1: 1}},
+	{BottomRight, "bottom_right", core.Box{X0: 0.5, Y0: 0.5, X1: 1, Y1: 1}},
+}
+
+// QuadrantAt names the quadrant of a normalized point; a point on a line
+// belongs to the quadrant right of or below it, a point outside the frame
+// to the nearest quadrant.
+func QuadrantAt(x, y float64) string { return Quadrants[quadrantIndex(x, y)].Name }
+
+func quadrantIndex(x, y float64) int {
+	// Half-open spans [lo, hi), open towards the outside of the frame.
+	in := func(v, lo, hi float64) bool { return (v >= lo || lo == 0) && (v < hi || hi == 1) }
+	for i, q := range Quadrants {
+		if in(x, q.Box.X0, q.Box.X1) && in(y, q.Box.Y0, q.Box.Y1) {
+			return i
+		}
 	}
-	return BottomRight
+	return len(Quadrants) - 1 // NaN
 }
 
 // quadrantPhrase turns a quadrant name into prose: "upper-left".
@@ -44,55 +60,94 @@ func quadrantPhrase(q string) string {
 	return strings.NewReplacer("top", "upper", "bottom", "lower").Replace(q)
 }
 
-// QuadrantShares is the fraction of an object in each quadrant (they sum
-// to 1): of its mask when it has one, else of its box.
-type QuadrantShares struct {
-	TopLeft     float64 `json:"top_left"`
-	TopRight    float64 `json:"top_right"`
-	BottomLeft  float64 `json:"bottom_left"`
-	BottomRight float64 `json:"bottom_right"`
+// QuadrantShares is the fraction of an object in each quadrant, by the
+// index of Quadrants (they sum to 1): of its mask when it has one, else of
+// its box. In JSON an object keyed by Quadrant.Key, in table order.
+type QuadrantShares [4]float64
+
+// Of returns the share of the named quadrant.
+func (q QuadrantShares) Of(name string) float64 {
+	for i, quad := range Quadrants {
+		if quad.Name == name {
+			return q[i]
+		}
+	}
+	return 0
+}
+
+// MarshalJSON writes {"top_left": ..., ...} in table order.
+func (q QuadrantShares) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, quad := range Quadrants {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		v, err := json.Marshal(q[i])
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "%q:%s", quad.Key, v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads the object MarshalJSON writes.
+func (q *QuadrantShares) UnmarshalJSON(data []byte) error {
+	var m map[string]float64
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	for i, quad := range Quadrants {
+		q[i] = m[quad.Key]
+	}
+	return nil
 }
 
 // add accumulates weight w at a point.
-func (q *QuadrantShares) add(x, y, w float64) {
-	switch quadrantOf(x, y) {
-	case TopLeft:
-		q.TopLeft += w
-	case TopRight:
-		q.TopRight += w
-	case BottomLeft:
-		q.BottomLeft += w
-	default:
-		q.BottomRight += w
-	}
-}
+func (q *QuadrantShares) add(x, y, w float64) { q[quadrantIndex(x, y)] += w }
 
 // normalize scales the shares to sum to 1 and rounds them for JSON.
 func (q QuadrantShares) normalize() QuadrantShares {
-	sum := q.TopLeft + q.TopRight + q.BottomLeft + q.BottomRight
+	sum := 0.0
+	for _, v := range q {
+		sum += v
+	}
 	if sum <= 0 {
 		return q
 	}
-	return QuadrantShares{round4(q.TopLeft / sum), round4(q.TopRight / sum),
-		round4(q.BottomLeft / sum), round4(q.BottomRight / sum)}
+	for i := range q {
+		q[i] = core.Round(q[i]/sum, 4)
+	}
+	return q
 }
 
-// max returns the largest share.
-func (q QuadrantShares) max() float64 {
-	return math.Max(math.Max(q.TopLeft, q.TopRight), math.Max(q.BottomLeft, q.BottomRight))
+// dominant returns the quadrant with the largest share, and the share;
+// the first in table order on a tie.
+func (q QuadrantShares) dominant() (string, float64) {
+	best := 0
+	for i := range q {
+		if q[i] > q[best] {
+			best = i
+		}
+	}
+	return Quadrants[best].Name, q[best]
 }
 
 // boxShares is the fraction of a box's area in each quadrant.
-func boxShares(b Box) QuadrantShares {
+func boxShares(b core.Box) QuadrantShares {
+	var q QuadrantShares
 	a := b.Area()
 	if a <= 0 {
-		var q QuadrantShares
 		x, y := b.Center()
 		q.add(x, y, 1)
 		return q
 	}
-	share := func(i int) float64 { return b.Intersect(Quadrants[i].Box).Area() / a }
-	return QuadrantShares{share(0), share(1), share(2), share(3)}
+	for i, quad := range Quadrants {
+		q[i] = b.Intersect(quad.Box).Area() / a
+	}
+	return q
 }
 
 // Cell is a cell of the 3x3 grid, by the object's centre: Row and Col are
@@ -117,6 +172,30 @@ func third(v float64) (cell, ninth int) {
 	ninth = int(math.Floor(v * 9))
 	ninth = min(max(ninth, 0), 8)
 	return ninth / 3, ninth
+}
+
+// gridLines are the interior lines of the 3x3 grid, as fractions of the
+// frame (for the preview).
+func gridLines() []float64 {
+	var out []float64
+	for i := 1; i < len(cellNames); i++ {
+		out = append(out, float64(i)/float64(len(cellNames)))
+	}
+	return out
+}
+
+// quadrantLines are the interior edges of the quadrants: the x of their
+// vertical lines and the y of their horizontal ones (for the preview).
+func quadrantLines() (xs, ys []float64) {
+	for _, q := range Quadrants {
+		if q.Box.X0 > 0 && !slices.Contains(xs, q.Box.X0) {
+			xs = append(xs, q.Box.X0)
+		}
+		if q.Box.Y0 > 0 && !slices.Contains(ys, q.Box.Y0) {
+			ys = append(ys, q.Box.Y0)
+		}
+	}
+	return xs, ys
 }
 
 func cellOf(x, y float64) Cell {
@@ -181,7 +260,7 @@ const omostHorizontal = 1.25
 // in log scale to the box's area. Omost's smallest preset covers 30% of
 // the canvas, so every smaller object reads as "a small ... area"; the
 // exact box is always given beside the words.
-func omostPlace(b Box) OmostPlace {
+func omostPlace(b core.Box) OmostPlace {
 	cx, cy := b.Center()
 	col, nx := third(cx)
 	row, ny := third(cy)

@@ -3,6 +3,8 @@ package layouts
 import (
 	"math"
 	"testing"
+
+	"paliprompt/core"
 )
 
 func TestQuadrantOf(t *testing.T) {
@@ -22,8 +24,8 @@ func TestQuadrantOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := quadrantOf(tt.x, tt.y); got != tt.want {
-				t.Errorf("quadrantOf(%v, %v) = %s, want %s", tt.x, tt.y, got, tt.want)
+			if got := QuadrantAt(tt.x, tt.y); got != tt.want {
+				t.Errorf("QuadrantAt(%v, %v) = %s, want %s", tt.x, tt.y, got, tt.want)
 			}
 		})
 	}
@@ -32,15 +34,15 @@ func TestQuadrantOf(t *testing.T) {
 func TestBoxShares(t *testing.T) {
 	tests := []struct {
 		name string
-		box  Box
+		box  core.Box
 		want QuadrantShares
 	}{
-		{"inside one quadrant", Box{0.1, 0.1, 0.3, 0.3}, QuadrantShares{1, 0, 0, 0}},
-		{"full frame", Box{0, 0, 1, 1}, QuadrantShares{0.25, 0.25, 0.25, 0.25}},
-		{"straddles the vertical line", Box{0.4, 0.1, 0.6, 0.3}, QuadrantShares{0.5, 0.5, 0, 0}},
-		{"edge on the line stays in one", Box{0.5, 0.5, 0.7, 0.9}, QuadrantShares{0, 0, 0, 1}},
-		{"three quarters left", Box{0.2, 0.6, 0.6, 0.8}, QuadrantShares{0, 0, 0.75, 0.25}},
-		{"zero area goes by centre", Box{0.7, 0.2, 0.7, 0.2}, QuadrantShares{0, 1, 0, 0}},
+		{"inside one quadrant", core.Box{X0: 0.1, Y0: 0.1, X1: 0.3, Y1: 0.3}, QuadrantShares{1, 0, 0, 0}},
+		{"full frame", core.Box{X0: 0, Y0: 0, X1: 1, Y1: 1}, QuadrantShares{0.25, 0.25, 0.25, 0.25}},
+		{"straddles the vertical line", core.Box{X0: 0.4, Y0: 0.1, X1: 0.6, Y1: 0.3}, QuadrantShares{0.5, 0.5, 0, 0}},
+		{"edge on the line stays in one", core.Box{X0: 0.5, Y0: 0.5, X1: 0.7, Y1: 0.9}, QuadrantShares{0, 0, 0, 1}},
+		{"three quarters left", core.Box{X0: 0.2, Y0: 0.6, X1: 0.6, Y1: 0.8}, QuadrantShares{0, 0, 0.75, 0.25}},
+		{"zero area goes by centre", core.Box{X0: 0.7, Y0: 0.2, X1: 0.7, Y1: 0.2}, QuadrantShares{0, 1, 0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,25 +56,25 @@ func TestBoxShares(t *testing.T) {
 func TestCellAndOmost(t *testing.T) {
 	tests := []struct {
 		name string
-		box  Box
+		box  core.Box
 		cell string
 		want OmostPlace
 	}{
-		{"full frame", Box{0, 0, 1, 1}, "center",
+		{"full frame", core.Box{X0: 0, Y0: 0, X1: 1, Y1: 1}, "center",
 			OmostPlace{"in the center", "no offset", "a large square area"}},
-		{"small top-left", Box{0, 0, 0.1, 0.1}, "top-left",
+		{"small top-left", core.Box{X0: 0, Y0: 0, X1: 0.1, Y1: 0.1}, "top-left",
 			OmostPlace{"on the top-left", "slightly to the upper-left", "a small square area"}},
-		{"tall right", Box{0.7, 0.1, 0.9, 0.9}, "right",
+		{"tall right", core.Box{X0: 0.7, Y0: 0.1, X1: 0.9, Y1: 0.9}, "right",
 			OmostPlace{"on the right", "no offset", "a small vertical area"}},
-		{"right edge", Box{0.9, 0.4, 1, 0.6}, "right",
+		{"right edge", core.Box{X0: 0.9, Y0: 0.4, X1: 1, Y1: 0.6}, "right",
 			OmostPlace{"on the right", "slightly to the right", "a small vertical area"}},
-		{"wide bottom band", Box{0, 0.7, 1, 1}, "bottom",
+		{"wide bottom band", core.Box{X0: 0, Y0: 0.7, X1: 1, Y1: 1}, "bottom",
 			OmostPlace{"on the bottom", "no offset", "a small horizontal area"}},
-		{"medium lower half", Box{0, 0.5, 1, 1}, "bottom",
+		{"medium lower half", core.Box{X0: 0, Y0: 0.5, X1: 1, Y1: 1}, "bottom",
 			OmostPlace{"on the bottom", "slightly to the upper", "a medium-sized horizontal area"}},
-		{"centre on a grid line goes right", Box{0, 0.4, 2.0 / 3, 0.6}, "center",
+		{"centre on a grid line goes right", core.Box{X0: 0, Y0: 0.4, X1: 2.0 / 3, Y1: 0.6}, "center",
 			OmostPlace{"in the center", "slightly to the left", "a small horizontal area"}},
-		{"large horizontal", Box{0, 0.15, 1, 0.85}, "center",
+		{"large horizontal", core.Box{X0: 0, Y0: 0.15, X1: 1, Y1: 0.85}, "center",
 			OmostPlace{"in the center", "no offset", "a large horizontal area"}},
 	}
 	for _, tt := range tests {
@@ -110,20 +112,20 @@ func TestAreaPhrase(t *testing.T) {
 }
 
 func TestBoxGeometry(t *testing.T) {
-	a, b := Box{0, 0, 2, 2}, Box{1, 1, 3, 3}
+	a, b := core.Box{X0: 0, Y0: 0, X1: 2, Y1: 2}, core.Box{X0: 1, Y0: 1, X1: 3, Y1: 3}
 	if got := a.IoU(b); math.Abs(got-1.0/7) > 1e-12 {
 		t.Errorf("IoU = %v, want 1/7", got)
 	}
-	if got := a.IoU(Box{5, 5, 6, 6}); got != 0 {
+	if got := a.IoU(core.Box{X0: 5, Y0: 5, X1: 6, Y1: 6}); got != 0 {
 		t.Errorf("IoU of disjoint boxes = %v", got)
 	}
-	if got := (Box{0.5, 0.5, 0.5, 0.9}).IoU(Box{0.5, 0.5, 0.5, 0.9}); got != 0 {
+	if got := (core.Box{X0: 0.5, Y0: 0.5, X1: 0.5, Y1: 0.9}).IoU(core.Box{X0: 0.5, Y0: 0.5, X1: 0.5, Y1: 0.9}); got != 0 {
 		t.Errorf("IoU of zero-area boxes = %v, want 0", got)
 	}
-	if got := (Box{0.1, 0.2, 0.4, 0.5}).Mirror(); got != (Box{0.6, 0.2, 0.9, 0.5}) {
+	if got := (core.Box{X0: 0.1, Y0: 0.2, X1: 0.4, Y1: 0.5}).Mirror(); got != (core.Box{X0: 0.6, Y0: 0.2, X1: 0.9, Y1: 0.5}) {
 		t.Errorf("Mirror = %v", got)
 	}
-	tr := transform{From: Box{0.1, 0.1, 0.3, 0.5}, To: Box{0.5, 0, 0.9, 0.8}, Flip: true}
+	tr := transform{From: core.Box{X0: 0.1, Y0: 0.1, X1: 0.3, Y1: 0.5}, To: core.Box{X0: 0.5, Y0: 0, X1: 0.9, Y1: 0.8}, Flip: true}
 	x, y := tr.apply(0.1, 0.1)
 	if x != 0.9 || y != 0 {
 		t.Errorf("flipped transform maps the top-left corner to (%v, %v), want (0.9, 0)", x, y)

@@ -130,7 +130,7 @@ func checkExternal(ctx context.Context, cfg Config) (string, error) {
 }
 
 func checkMasks(cfg Config, deps Deps) (string, error) {
-	path := maskDecoderPath(cfg.Model)
+	path := cfg.Model.MaskDecoderPath()
 	if path == "" {
 		return "none configured: segment output is answered with 503", nil
 	}

@@ -2,12 +2,13 @@ package plugin
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"paliprompt/core"
 
 	"github.com/BurntSushi/toml"
 
@@ -267,23 +268,23 @@ func LoadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 func decodeConfigFile(path string, cfg *Config) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("%w: read %s: %v", ErrConfig, path, err)
+		return core.Errorf(core.ErrConfig, "read %s: %v", path, err)
 	}
 	md, err := toml.Decode(string(data), cfg)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) && pe.LastKey != "" {
-			return fmt.Errorf("%w: %s line %d: %s: %s", ErrConfig, path, pe.Position.Line, pe.LastKey, pe.Message)
+			return core.Errorf(core.ErrConfig, "%s line %d: %s: %s", path, pe.Position.Line, pe.LastKey, pe.Message)
 		}
-		return fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+		return core.Errorf(core.ErrConfig, "%s: %v", path, err)
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		keys := make([]string, len(undecoded))
 		for i, k := range undecoded {
 			keys[i] = strconv.Quote(k.String())
 		}
-		return fmt.Errorf("%w: %s: unknown key %s (the repository's config.toml lists every key)",
-			ErrConfig, path, strings.Join(keys, ", "))
+		return core.Errorf(core.ErrConfig, "%s: unknown key %s (the repository's config.toml lists every key)",
+			path, strings.Join(keys, ", "))
 	}
 	return nil
 }

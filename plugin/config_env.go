@@ -4,8 +4,11 @@ import (
 	"encoding"
 	"fmt"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
+
+	"paliprompt/core"
 )
 
 // envPrefix starts every environment override: PALIPROMPT_ + the key path
@@ -28,7 +31,7 @@ func applyEnv(cfg *Config, lookup func(string) (string, bool)) error {
 			return nil
 		}
 		if err := setFromString(v, s); err != nil {
-			return fmt.Errorf("%w: %s (overrides %s): %v", ErrConfig, name, key, err)
+			return core.Errorf(core.ErrConfig, "%s (overrides %s): %v", name, key, err)
 		}
 		return nil
 	})
@@ -62,6 +65,12 @@ func walkKeys(v reflect.Value, prefix string, fn func(key string, v reflect.Valu
 			key = prefix + "." + tag
 		}
 		fv := v.Field(i)
+		if fv.Kind() == reflect.Map {
+			if err := walkMap(fv, key, fn); err != nil {
+				return err
+			}
+			continue
+		}
 		if fv.Kind() == reflect.Struct && !reflect.PointerTo(fv.Type()).Implements(textUnmarshaler) {
 			if err := walkKeys(fv, key, fn); err != nil {
 				return err
@@ -71,6 +80,22 @@ func walkKeys(v reflect.Value, prefix string, fn func(key string, v reflect.Valu
 		if err := fn(key, fv); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// walkMap calls fn for every entry of a map table (model.max_new_tokens)
+// with a settable copy of its value, and stores the copy back.
+func walkMap(m reflect.Value, prefix string, fn func(key string, v reflect.Value) error) error {
+	keys := m.MapKeys()
+	sort.Slice(keys, func(a, b int) bool { return keys[a].String() < keys[b].String() })
+	for _, k := range keys {
+		v := reflect.New(m.Type().Elem()).Elem()
+		v.Set(m.MapIndex(k))
+		if err := fn(prefix+"."+k.String(), v); err != nil {
+			return err
+		}
+		m.SetMapIndex(k, v)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"paliprompt/core"
+
 	"github.com/BurntSushi/toml"
 )
 
@@ -99,8 +101,8 @@ func TestLoadConfigErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if !errors.Is(err, ErrConfig) {
-				t.Errorf("error %v does not wrap ErrConfig", err)
+			if !errors.Is(err, core.ErrConfig) {
+				t.Errorf("error %v does not wrap core.ErrConfig", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -170,7 +172,7 @@ func TestEnvOverrideErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := LoadConfig("", envOf(tt.env))
-		if err == nil || !errors.Is(err, ErrConfig) {
+		if err == nil || !errors.Is(err, core.ErrConfig) {
 			t.Fatalf("env %v: error %v", tt.env, err)
 		}
 		for _, w := range tt.want {

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -9,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"paliprompt/grounding"
-	"paliprompt/layouts"
-	"paliprompt/sdxl"
+	"paliprompt/core"
 )
 
 var (
@@ -22,42 +19,26 @@ var (
 	tokenRe = regexp.MustCompile(`^[^\s.*>]+$`)
 )
 
-// problems collects every invalid field of a config, so that one run
-// reports all of them.
-type problems []error
+// problems adds the plugin's own kinds of checks to core.Problems (full
+// keys: the plugin's tables have no common prefix).
+type problems struct{ *core.Problems }
 
-func (p *problems) add(key, format string, args ...any) {
-	*p = append(*p, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
-}
-
-func (p *problems) oneOf(key, value string, allowed ...string) {
-	if !slices.Contains(allowed, value) {
-		p.add(key, "%q is not allowed: use one of %s", value, strings.Join(allowed, ", "))
-	}
-}
-
-func (p *problems) atLeast(key string, value, min int) {
-	if value < min {
-		p.add(key, "%d is too small: must be at least %d", value, min)
-	}
-}
-
-func (p *problems) positive(key string, d Duration) {
+func (p problems) positive(key string, d Duration) {
 	if d <= 0 {
-		p.add(key, "%s is not allowed: must be a positive duration like \"30s\"", d)
+		p.Add(key, "%s is not allowed: must be a positive duration like \"30s\"", d)
 	}
 }
 
-func (p *problems) name(key, value string) {
+func (p problems) name(key, value string) {
 	if !nameRe.MatchString(value) {
-		p.add(key, "%q is not allowed: use letters, digits, '-' and '_' only", value)
+		p.Add(key, "%q is not allowed: use letters, digits, '-' and '_' only", value)
 	}
 }
 
 // subject checks a subject; wildcards says whether * and > may appear.
-func (p *problems) subject(key, value string, wildcards bool) {
+func (p problems) subject(key, value string, wildcards bool) {
 	if msg := subjectProblem(value, wildcards); msg != "" {
-		p.add(key, "%q is not a valid subject: %s", value, msg)
+		p.Add(key, "%q is not a valid subject: %s", value, msg)
 	}
 }
 
@@ -81,48 +62,34 @@ func subjectProblem(s string, wildcards bool) string {
 }
 
 // Validate checks every field and reports all problems, each naming its
-// key and what is allowed.
+// key and what is allowed; the error is a core.ErrConfig.
 func (c Config) Validate() error {
-	var p problems
+	p := problems{core.NewProblems("")}
 	if strings.TrimSpace(c.DataDir) == "" {
-		p.add("data_dir", "must not be empty")
+		p.Add("data_dir", "must not be empty")
 	}
-	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	p.oneOf("log.format", c.Log.Format, "text", "json")
-	c.NATS.validate(&p)
-	c.Service.validate(&p)
-	c.Events.validate(&p, c.Queue.Size)
-	c.Objects.validate(&p)
-	c.Limits.validate(&p)
-	c.Queue.validate(&p)
-	if err := c.Model.Validate(); err != nil {
-		// grounding names the model.* keys itself; keep its lines, without
-		// its sentinel's prefix.
-		for _, line := range strings.Split(err.Error(), "\n") {
-			p = append(p, errors.New(strings.TrimPrefix(line, grounding.ErrBadRequest.Error()+": ")))
-		}
-	}
-	// layouts and sdxl validate their own tables in their constructors.
-	if _, err := layouts.New(c.Layout); err != nil {
-		p = append(p, fmt.Errorf("[layout] table: %v", err))
-	}
-	if _, err := sdxl.New(c.SDXL, nil); err != nil {
-		p = append(p, fmt.Errorf("[sdxl] table: %v", err))
-	}
-	if len(p) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%w: %w", ErrConfig, errors.Join(p...))
+	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	p.OneOf("log.format", c.Log.Format, "text", "json")
+	c.NATS.validate(p)
+	c.Service.validate(p)
+	c.Events.validate(p, c.Queue.Size)
+	c.Objects.validate(p)
+	c.Limits.validate(p)
+	c.Queue.validate(p)
+	p.Merge(c.Model.Validate())
+	p.Merge(c.Layout.Validate())
+	p.Merge(c.SDXL.Validate())
+	return p.Err()
 }
 
-func (n NATSConfig) validate(p *problems) {
+func (n NATSConfig) validate(p problems) {
 	for _, u := range strings.Split(n.URL, ",") {
 		if u = strings.TrimSpace(u); u == "" {
 			continue
 		}
 		parsed, err := url.Parse(u)
 		if err != nil || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, parsed.Scheme) || parsed.Host == "" {
-			p.add("nats.url", "%q is not a NATS URL: use nats://host:port (or tls://, ws://, wss://); empty starts the embedded server", u)
+			p.Add("nats.url", "%q is not a NATS URL: use nats://host:port (or tls://, ws://, wss://); empty starts the embedded server", u)
 		}
 	}
 	methods := 0
@@ -132,45 +99,45 @@ func (n NATSConfig) validate(p *problems) {
 		}
 	}
 	if methods > 1 {
-		p.add("nats", "set only one of user/password, token, nkey_seed and creds")
+		p.Add("nats", "set only one of user/password, token, nkey_seed and creds")
 	}
 	if n.Password != "" && n.User == "" {
-		p.add("nats.password", "is set but nats.user is empty")
+		p.Add("nats.password", "is set but nats.user is empty")
 	}
 	if (n.TLSCert == "") != (n.TLSKey == "") {
-		p.add("nats.tls_cert", "nats.tls_cert and nats.tls_key go together: set both or neither")
+		p.Add("nats.tls_cert", "nats.tls_cert and nats.tls_key go together: set both or neither")
 	}
 	p.positive("nats.reconnect_wait", n.ReconnectWait)
 	if n.ReconnectMaxWait < n.ReconnectWait {
-		p.add("nats.reconnect_max_wait", "%s is shorter than nats.reconnect_wait (%s)", n.ReconnectMaxWait, n.ReconnectWait)
+		p.Add("nats.reconnect_max_wait", "%s is shorter than nats.reconnect_wait (%s)", n.ReconnectMaxWait, n.ReconnectWait)
 	}
 	e := n.Embedded
 	if strings.TrimSpace(e.Host) == "" {
-		p.add("nats.embedded.host", "must not be empty: use 127.0.0.1 for this machine only, 0.0.0.0 for all interfaces")
+		p.Add("nats.embedded.host", "must not be empty: use 127.0.0.1 for this machine only, 0.0.0.0 for all interfaces")
 	}
 	if e.Port != -1 && (e.Port < 1 || e.Port > 65535) {
-		p.add("nats.embedded.port", "%d is out of range: use 1..65535, or -1 for any free port", e.Port)
+		p.Add("nats.embedded.port", "%d is out of range: use 1..65535, or -1 for any free port", e.Port)
 	}
 	if e.MaxPayload < 1<<10 || e.MaxPayload > 64<<20 {
-		p.add("nats.embedded.max_payload", "%s is out of range: use 1KiB..64MiB", e.MaxPayload)
+		p.Add("nats.embedded.max_payload", "%s is out of range: use 1KiB..64MiB", e.MaxPayload)
 	}
 }
 
-func (s ServiceConfig) validate(p *problems) {
+func (s ServiceConfig) validate(p problems) {
 	p.name("service.name", s.Name)
 	p.subject("service.subject_prefix", s.SubjectPrefix, false)
 	p.subject("service.queue_group", s.QueueGroup, false)
 }
 
-func (e EventsConfig) validate(p *problems, queueSize int) {
+func (e EventsConfig) validate(p problems, queueSize int) {
 	p.name("events.stream", e.Stream)
 	p.name("events.consumer", e.Consumer)
 	p.name("events.results_stream", e.ResultsStream)
 	if e.Stream == e.ResultsStream {
-		p.add("events.results_stream", "must differ from events.stream (%q): the references stream is a work queue", e.Stream)
+		p.Add("events.results_stream", "must differ from events.stream (%q): the references stream is a work queue", e.Stream)
 	}
 	if len(e.Subjects) == 0 {
-		p.add("events.subjects", "must list at least one subject, like \"aiviz.reference.>\"")
+		p.Add("events.subjects", "must list at least one subject, like \"aiviz.reference.>\"")
 	}
 	for _, s := range e.Subjects {
 		p.subject("events.subjects", s, true)
@@ -178,58 +145,58 @@ func (e EventsConfig) validate(p *problems, queueSize int) {
 	p.subject("events.ready_subject", e.ReadySubject, false)
 	p.subject("events.failed_subject", e.FailedSubject, false)
 	if e.ReadySubject == e.FailedSubject {
-		p.add("events.failed_subject", "must differ from events.ready_subject")
+		p.Add("events.failed_subject", "must differ from events.ready_subject")
 	}
 	if e.AckWait < Duration(time.Second) {
-		p.add("events.ack_wait", "%s is too short: use at least 1s", e.AckWait)
+		p.Add("events.ack_wait", "%s is too short: use at least 1s", e.AckWait)
 	}
 	if e.MaxDeliver != -1 && e.MaxDeliver < 1 {
-		p.add("events.max_deliver", "%d is not allowed: use 1 or more, or -1 for no limit", e.MaxDeliver)
+		p.Add("events.max_deliver", "%d is not allowed: use 1 or more, or -1 for no limit", e.MaxDeliver)
 	}
 	if e.NakDelay < 0 {
-		p.add("events.nak_delay", "%s is negative", e.NakDelay)
+		p.Add("events.nak_delay", "%s is negative", e.NakDelay)
 	}
-	p.atLeast("events.concurrency", e.Concurrency, 1)
+	p.AtLeast("events.concurrency", e.Concurrency, 1)
 	if e.Concurrency > queueSize && queueSize >= 1 {
-		p.add("events.concurrency", "%d is more than queue.size (%d): the event bus shares that queue", e.Concurrency, queueSize)
+		p.Add("events.concurrency", "%d is more than queue.size (%d): the event bus shares that queue", e.Concurrency, queueSize)
 	}
 	p.positive("events.duplicate_window", e.DuplicateWindow)
 	if e.ResultsMaxAge < 0 {
-		p.add("events.results_max_age", "%s is negative: use 0 to keep results forever", e.ResultsMaxAge)
+		p.Add("events.results_max_age", "%s is negative: use 0 to keep results forever", e.ResultsMaxAge)
 	}
 }
 
-func (o ObjectsConfig) validate(p *problems) {
+func (o ObjectsConfig) validate(p problems) {
 	p.name("objects.images_bucket", o.ImagesBucket)
 	p.name("objects.results_bucket", o.ResultsBucket)
 	if o.InlineMaskBytes < 0 {
-		p.add("objects.inline_mask_bytes", "%d is negative", o.InlineMaskBytes)
+		p.Add("objects.inline_mask_bytes", "%d is negative", o.InlineMaskBytes)
 	}
 	if o.ResultsTTL < 0 {
-		p.add("objects.results_ttl", "%s is negative: use 0 to keep masks forever", o.ResultsTTL)
+		p.Add("objects.results_ttl", "%s is negative: use 0 to keep masks forever", o.ResultsTTL)
 	}
 }
 
-func (l LimitsConfig) validate(p *problems) {
+func (l LimitsConfig) validate(p problems) {
 	if l.MaxImageBytes < 1<<10 {
-		p.add("limits.max_image_bytes", "%s is too small: use at least 1KiB", l.MaxImageBytes)
+		p.Add("limits.max_image_bytes", "%s is too small: use at least 1KiB", l.MaxImageBytes)
 	}
 	if !(l.MaxMegapixels > 0 && l.MaxMegapixels <= 1000) {
-		p.add("limits.max_megapixels", "%g is out of range: use more than 0 and at most 1000", l.MaxMegapixels)
+		p.Add("limits.max_megapixels", "%g is out of range: use more than 0 and at most 1000", l.MaxMegapixels)
 	}
-	p.atLeast("limits.max_objects", l.MaxObjects, 1)
+	p.AtLeast("limits.max_objects", l.MaxObjects, 1)
 	if l.MaxTextBytes < 64 {
-		p.add("limits.max_text_bytes", "%s is too small: use at least 64B", l.MaxTextBytes)
+		p.Add("limits.max_text_bytes", "%s is too small: use at least 64B", l.MaxTextBytes)
 	}
 }
 
-func (q QueueConfig) validate(p *problems) {
-	p.atLeast("queue.size", q.Size, 1)
+func (q QueueConfig) validate(p problems) {
+	p.AtLeast("queue.size", q.Size, 1)
 	p.positive("queue.timeout", q.Timeout)
 	if q.MaxTimeout < q.Timeout {
-		p.add("queue.max_timeout", "%s is shorter than queue.timeout (%s)", q.MaxTimeout, q.Timeout)
+		p.Add("queue.max_timeout", "%s is shorter than queue.timeout (%s)", q.MaxTimeout, q.Timeout)
 	}
 	if q.ShutdownGrace < 0 {
-		p.add("queue.shutdown_grace", "%s is negative", q.ShutdownGrace)
+		p.Add("queue.shutdown_grace", "%s is negative", q.ShutdownGrace)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"paliprompt/core"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -137,7 +139,7 @@ func (d demo) uploadImages(ctx context.Context, dir string) (int, error) {
 // image sent as raw bytes to generate.
 type example struct {
 	name string
-	task Task
+	task Endpoint
 	body []byte
 	json bool
 }
@@ -152,7 +154,7 @@ func loadExamples(dir string, withScenes bool) ([]example, error) {
 	sort.Strings(files)
 	var examples []example
 	for _, file := range files {
-		task, err := exampleTask(file)
+		task, err := exampleEndpoint(file)
 		if err != nil {
 			return nil, err
 		}
@@ -172,20 +174,21 @@ func loadExamples(dir string, withScenes bool) ([]example, error) {
 		if err != nil {
 			return nil, err
 		}
-		examples = append(examples, example{name: strings.TrimSuffix(filepath.Base(file), ".png"), task: TaskGenerate, body: body})
+		examples = append(examples, example{name: strings.TrimSuffix(filepath.Base(file), ".png"), task: EndpointGenerate, body: body})
 	}
 	return examples, nil
 }
 
-// exampleTask is the task named by an example file: <task>-<name>.json.
-func exampleTask(file string) (Task, error) {
+// exampleEndpoint is the endpoint named by an example file:
+// <endpoint>-<name>.json.
+func exampleEndpoint(file string) (Endpoint, error) {
 	word, _, _ := strings.Cut(filepath.Base(file), "-")
-	for _, t := range Tasks {
-		if string(t) == word {
-			return t, nil
+	for _, ep := range Endpoints() {
+		if string(ep) == word {
+			return ep, nil
 		}
 	}
-	return "", fmt.Errorf("%s: the file name must start with a task (%v)", file, Tasks)
+	return "", fmt.Errorf("%s: the file name must start with an endpoint (%v)", file, Endpoints())
 }
 
 // message is the NATS message the nats CLI would send for the example:
@@ -277,16 +280,16 @@ func (d demo) events(ctx context.Context, examples []example) []summaryRow {
 		}
 	}
 	if err != nil {
-		return []summaryRow{{name: "event bus", via: "event", code: CodeInternal, desc: err.Error()}}
+		return []summaryRow{{name: "event bus", via: "event", code: core.ErrInternal.Code(), desc: err.Error()}}
 	}
 	pending := map[string]*summaryRow{}
 	var order []string
 	for _, ex := range examples {
-		if ex.task != TaskGenerate {
+		if ex.task != EndpointGenerate {
 			continue
 		}
 		id := "event-" + ex.name
-		row := &summaryRow{name: ex.name, task: TaskGenerate, via: "event"}
+		row := &summaryRow{name: ex.name, task: EndpointGenerate, via: "event"}
 		pending[id], order = row, append(order, id)
 		var err error
 		if ex.json {
@@ -350,7 +353,7 @@ func (d demo) collect(ctx context.Context, got <-chan *nats.Msg, pending map[str
 		case <-timeout:
 			for _, row := range pending {
 				if row.ms == 0 && row.code == 0 {
-					row.code, row.desc = CodeDeadline, "no result event arrived"
+					row.code, row.desc = core.ErrDeadline.Code(), "no result event arrived"
 				}
 			}
 			return

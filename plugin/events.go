@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"paliprompt/core"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -183,7 +185,7 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 	defer release()
 	// A reference is an image request (generate), or PaliGemma text with an
 	// image size (layout), as `paliprompt run` tells JSON files apart.
-	req, err := decodeRequest(fileTask("", msg.Data()), msg.Headers(), msg.Data(), limitsOf(b.cfg))
+	req, err := decodeRequest(fileEndpoint("", msg.Data()), msg.Headers(), msg.Data(), limitsOf(b.cfg))
 	id := b.eventID(req.ID, msg, seq)
 	req.ID = id
 	if err == nil {
@@ -193,7 +195,13 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 		if b.onPublished != nil {
 			b.onPublished(id)
 		}
-		if err := msg.Ack(); err != nil {
+		// DoubleAck waits for the server to confirm: the reference leaves
+		// the work queue before the next one is taken (or the log says why
+		// not; a lost ack means a redelivery, whose result is de-duplicated).
+		ackCtx, cancel := context.WithTimeout(work, 5*time.Second)
+		err := msg.DoubleAck(ackCtx)
+		cancel()
+		if err != nil {
 			b.log.Warn("ack reference (it will be redelivered; its result is de-duplicated)", "id", id, "err", err)
 		}
 		b.log.Info("reference done", "id", id, "subject", msg.Subject())
@@ -204,15 +212,7 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 
 // process runs the pipeline and publishes the result.
 func (b *eventBus) process(work context.Context, req Request) error {
-	var images imageSource
-	if b.objects != nil {
-		images = b.objects
-	}
-	reply, err := b.pipe.Process(work, req, images)
-	if err != nil {
-		return err
-	}
-	data, err := b.objects.place(work, reply, b.maxPayload)
+	data, err := b.pipe.respond(work, req, b.objects, b.maxPayload)
 	if err != nil {
 		return err
 	}
@@ -224,13 +224,14 @@ func (b *eventBus) publish(ctx context.Context, subject, msgID string, data []by
 	m.Header.Set(HeaderMsgID, msgID)
 	m.Header.Set("Content-Type", "application/json")
 	if _, err := b.js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("%w: publish %s: %v", ErrBusy, subject, err)
+		return core.Errorf(core.ErrUnavailable, "publish %s: %v", subject, err)
 	}
 	return nil
 }
 
 func (b *eventBus) fail(work context.Context, msg jetstream.Msg, id string, deliveries uint64, err error) {
-	code, desc := ErrorCode(err), Describe(err)
+	kind := core.KindOf(err)
+	code, desc := kind.Code(), core.Describe(err)
 	if work.Err() != nil {
 		// Shutting down past the grace period: leave it to redelivery.
 		_ = msg.Nak()
@@ -238,13 +239,13 @@ func (b *eventBus) fail(work context.Context, msg jetstream.Msg, id string, deli
 		return
 	}
 	maxDeliver := b.cfg.Events.MaxDeliver
-	if !permanent(code) && (maxDeliver == -1 || deliveries < uint64(maxDeliver)) {
+	if !kind.Permanent() && (maxDeliver == -1 || deliveries < uint64(maxDeliver)) {
 		delay := time.Duration(b.cfg.Events.NakDelay)
 		_ = msg.NakWithDelay(delay)
 		b.log.Warn("reference failed; will retry", "id", id, "code", code, "err", desc, "delivery", deliveries, "retry_in", delay)
 		return
 	}
-	if !permanent(code) {
+	if !kind.Permanent() {
 		desc = fmt.Sprintf("gave up after %d deliveries: %s", deliveries, desc)
 	}
 	data, _ := marshalJSON(newReplyError(id, code, desc, deliveries))

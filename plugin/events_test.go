@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"paliprompt/core"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -126,12 +128,12 @@ type flaky struct {
 	n, calls atomic.Int64
 }
 
-func (f *flaky) Ground(ctx context.Context, req grounding.Request) (grounding.Result, error) {
+func (f *flaky) Ground(ctx context.Context, req grounding.Request) (core.Result, error) {
 	if f.calls.Add(1) <= f.n.Load() {
-		return grounding.Result{}, fmt.Errorf("%w: GPU is busy (test)", grounding.ErrUnavailable)
+		return core.Result{}, core.Errorf(core.ErrUnavailable, "GPU is busy (test)")
 	}
 	b := req.Image.Bounds()
-	return grounding.Result{Width: b.Dx(), Height: b.Dy(), Caption: "after retries"}, nil
+	return core.Result{Width: b.Dx(), Height: b.Dy(), Caption: "after retries"}, nil
 }
 
 func TestEventBusTransientFailures(t *testing.T) {
@@ -173,7 +175,7 @@ type counting struct {
 	calls atomic.Int64
 }
 
-func (c *counting) Ground(ctx context.Context, req grounding.Request) (grounding.Result, error) {
+func (c *counting) Ground(ctx context.Context, req grounding.Request) (core.Result, error) {
 	c.calls.Add(1)
 	return c.Grounder.Ground(ctx, req)
 }

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"paliprompt/core"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -270,9 +272,9 @@ func b64(data []byte) string { return base64.StdEncoding.EncodeToString(data) }
 // vae-oid.npz, which tests do not download.
 type boxMasks struct{}
 
-func (boxMasks) Mask(codes []int, box grounding.Box, width, height int) (*grounding.Mask, error) {
+func (boxMasks) Mask(codes []int, box core.Box, width, height int) (*core.Mask, error) {
 	r := image.Rect(int(box.X0), int(box.Y0), int(box.X1+0.999), int(box.Y1+0.999)).Intersect(image.Rect(0, 0, width, height))
-	m := &grounding.Mask{Rect: r, Values: make([]float32, r.Dx()*r.Dy())}
+	m := &core.Mask{Rect: r, Values: make([]float32, r.Dx()*r.Dy())}
 	cx, cy := float64(r.Min.X+r.Max.X)/2, float64(r.Min.Y+r.Max.Y)/2
 	rx, ry := float64(r.Dx())/2, float64(r.Dy())/2
 	for y := r.Min.Y; y < r.Max.Y; y++ {
@@ -298,7 +300,7 @@ func newGate() *gate {
 	return &gate{started: make(chan struct{}, 100), release: make(chan struct{})}
 }
 
-func (g *gate) Ground(ctx context.Context, req grounding.Request) (grounding.Result, error) {
+func (g *gate) Ground(ctx context.Context, req grounding.Request) (core.Result, error) {
 	g.mu.Lock()
 	g.calls++
 	g.mu.Unlock()
@@ -306,10 +308,10 @@ func (g *gate) Ground(ctx context.Context, req grounding.Request) (grounding.Res
 	select {
 	case <-g.release:
 	case <-ctx.Done():
-		return grounding.Result{}, ctx.Err()
+		return core.Result{}, ctx.Err()
 	}
 	b := req.Image.Bounds()
-	return grounding.Result{Width: b.Dx(), Height: b.Dy(), Caption: "a gated caption"}, nil
+	return core.Result{Width: b.Dx(), Height: b.Dy(), Caption: "a gated caption"}, nil
 }
 
 func (g *gate) Describe() grounding.Info {

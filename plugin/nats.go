@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"paliprompt/core"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -97,7 +99,7 @@ func connectOptions(cfg NATSConfig, log *slog.Logger) ([]nats.Option, error) {
 	if cfg.NkeySeed != "" {
 		opt, err := nats.NkeyOptionFromSeed(cfg.NkeySeed)
 		if err != nil {
-			return nil, fmt.Errorf("%w: nats.nkey_seed %s: %v", ErrConfig, cfg.NkeySeed, err)
+			return nil, core.Errorf(core.ErrConfig, "nats.nkey_seed %s: %v", cfg.NkeySeed, err)
 		}
 		opts = append(opts, opt)
 	}

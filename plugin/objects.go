@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"paliprompt/core"
 
-	"paliprompt/grounding"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // objectStores holds the two Object Store buckets: images too large for a
@@ -62,17 +62,17 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Objec
 func (o *objectStores) fetchImage(ctx context.Context, name string, max int64) ([]byte, error) {
 	info, err := o.images.GetInfo(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, fmt.Errorf("%w: image_object %q not found in bucket %s", ErrBadRequest, name, o.cfg.ImagesBucket)
+		return nil, core.Errorf(core.ErrBadRequest, "image_object %q not found in bucket %s", name, o.cfg.ImagesBucket)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: read image_object %q from bucket %s: %v", grounding.ErrUnavailable, name, o.cfg.ImagesBucket, err)
+		return nil, core.Errorf(core.ErrUnavailable, "read image_object %q from bucket %s: %v", name, o.cfg.ImagesBucket, err)
 	}
 	if int64(info.Size) > max {
-		return nil, fmt.Errorf("%w: image_object %q is %d bytes, limit is %d (limits.max_image_bytes)", ErrTooLarge, name, info.Size, max)
+		return nil, core.Errorf(core.ErrTooLarge, "image_object %q is %d bytes, limit is %d (limits.max_image_bytes)", name, info.Size, max)
 	}
 	data, err := o.images.GetBytes(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read image_object %q from bucket %s: %v", grounding.ErrUnavailable, name, o.cfg.ImagesBucket, err)
+		return nil, core.Errorf(core.ErrUnavailable, "read image_object %q from bucket %s: %v", name, o.cfg.ImagesBucket, err)
 	}
 	return data, nil
 }

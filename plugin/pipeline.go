@@ -7,7 +7,10 @@ import (
 	"image"
 	"image/png"
 	"log/slog"
+	"strings"
 	"time"
+
+	"paliprompt/core"
 
 	"paliprompt/grounding"
 	"paliprompt/layouts"
@@ -37,11 +40,11 @@ type imageSource interface {
 func newPipeline(cfg Config, model, text grounding.Grounder, counter sdxl.TokenCounter, log *slog.Logger) (*Pipeline, error) {
 	planner, err := layouts.New(cfg.Layout)
 	if err != nil {
-		return nil, fmt.Errorf("%w: [layout] table: %v", ErrConfig, err)
+		return nil, err
 	}
 	composer, err := sdxl.New(cfg.SDXL, counter)
 	if err != nil {
-		return nil, fmt.Errorf("%w: [sdxl] table: %v", ErrConfig, err)
+		return nil, err
 	}
 	return &Pipeline{
 		cfg: cfg, model: model, text: text, planner: planner, composer: composer,
@@ -50,7 +53,7 @@ func newPipeline(cfg Config, model, text grounding.Grounder, counter sdxl.TokenC
 }
 
 // Process runs one request through every stage and returns its reply.
-// Errors wrap the sentinels that ErrorCode maps to reply codes.
+// Errors wrap the core error kinds that map to reply codes.
 func (p *Pipeline) Process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
 	timeout := time.Duration(p.cfg.Queue.Timeout)
 	if req.Timeout > 0 {
@@ -65,6 +68,21 @@ func (p *Pipeline) Process(ctx context.Context, req Request, images imageSource)
 	return reply, err
 }
 
+// respond runs a request and encodes its reply, each PNG inline or in the
+// results bucket (stores may be nil: no JetStream). It is the one path of
+// the micro service and the event bus.
+func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStores, maxPayload int) ([]byte, error) {
+	var images imageSource
+	if stores != nil {
+		images = stores
+	}
+	reply, err := p.Process(ctx, req, images)
+	if err != nil {
+		return nil, err
+	}
+	return stores.place(ctx, reply, maxPayload)
+}
+
 func (p *Pipeline) process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
 	start := time.Now()
 	img, format, err := p.loadImage(ctx, req, images)
@@ -76,7 +94,7 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 		return nil, err
 	}
 	decoded := time.Now()
-	var res grounding.Result
+	var res core.Result
 	var grounded time.Time
 	queued := time.Now()
 	err = p.queue.run(ctx, func() error {
@@ -91,14 +109,14 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := newReply(req.ID, req.Task, format, res)
+	reply, err := newReply(req.ID, req.Endpoint, format, res)
 	if err != nil {
 		return nil, err
 	}
 	reply.addTiming("decode", decoded.Sub(start))
 	reply.addTiming("queue", queued.Sub(decoded))
 	reply.addTiming("ground", grounded.Sub(queued))
-	if req.Task == TaskGenerate || req.Task == TaskLayout {
+	if req.Endpoint.plans() {
 		if err := p.plan(reply, res, req, img); err != nil {
 			return nil, err
 		}
@@ -109,7 +127,7 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 
 // plan runs the stages after grounding: the layout, the SDXL plan and the
 // preview.
-func (p *Pipeline) plan(reply *Reply, res grounding.Result, req Request, img image.Image) error {
+func (p *Pipeline) plan(reply *Reply, res core.Result, req Request, img image.Image) error {
 	start := time.Now()
 	layout, err := p.planner.Build(res, req.Place)
 	if err != nil {
@@ -117,7 +135,7 @@ func (p *Pipeline) plan(reply *Reply, res grounding.Result, req Request, img ima
 	}
 	laidOut := time.Now()
 	sreq := req.SDXL
-	sreq.ID, sreq.Lang = req.ID, req.Lang
+	sreq.ID, sreq.Lang = req.ID, req.Args.Lang
 	plan, err := p.composer.Compose(layout, sreq)
 	if err != nil {
 		return fmt.Errorf("sdxl plan: %w", err)
@@ -138,26 +156,35 @@ func (p *Pipeline) plan(reply *Reply, res grounding.Result, req Request, img ima
 // grounderFor picks the grounder: the text grounder when the request
 // carries PaliGemma output text (and for layout), else the model.
 func (p *Pipeline) grounderFor(req Request) (grounding.Grounder, error) {
-	if req.Task == TaskLayout || req.HasOutputs() {
+	if req.Endpoint == EndpointLayout || len(req.Outputs) > 0 {
 		return p.text, nil
 	}
 	if p.model == nil {
-		return nil, fmt.Errorf("%w: no model is loaded (model.dir is empty): send the image as JSON with PaliGemma output text (caption, detect, segment), or use %s.layout",
-			grounding.ErrUnavailable, p.cfg.Service.SubjectPrefix)
+		return nil, core.Errorf(core.ErrUnavailable, "no model is loaded (model.dir is empty): send the image as JSON with PaliGemma output text (%s), or use %s.layout",
+			strings.Join(taskFields(), ", "), p.cfg.Service.SubjectPrefix)
 	}
 	return p.model, nil
+}
+
+// taskFields are the JSON fields that carry PaliGemma output text.
+func taskFields() []string {
+	var out []string
+	for _, name := range core.TaskNames(core.Task.Served) {
+		out = append(out, string(name))
+	}
+	return out
 }
 
 // loadImage fetches (for image_object) and decodes the request's image;
 // layout requests have none.
 func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSource) (image.Image, string, error) {
-	if req.Task == TaskLayout {
+	if req.Endpoint == EndpointLayout {
 		return nil, "", nil
 	}
 	data := req.Image
 	if req.ImageObject != "" {
 		if images == nil {
-			return nil, "", fmt.Errorf("%w: image_object needs the JetStream object store, which is not available here", grounding.ErrUnavailable)
+			return nil, "", core.Errorf(core.ErrUnavailable, "image_object needs the JetStream object store, which is not available here")
 		}
 		var err error
 		if data, err = images.fetchImage(ctx, req.ImageObject, int64(p.cfg.Limits.MaxImageBytes)); err != nil {
@@ -174,23 +201,22 @@ func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSourc
 	return img, format, nil
 }
 
-// groundingRequest asks the grounder for the passes of the task (with the
-// SDXL stage's style questions for generate). A text request's outputs are
-// cut to the task too, so that /caption returns a caption and nothing else
-// whatever the JSON carried.
+// groundingRequest asks the grounder for the tasks of the endpoint (with
+// the SDXL stage's style questions for generate). A text request's
+// outputs are cut to those tasks too, so that /caption returns a caption
+// and nothing else whatever the JSON carried.
 func (p *Pipeline) groundingRequest(req Request, img image.Image) grounding.Request {
-	g := grounding.Request{Image: img, Width: req.Width, Height: req.Height, Lang: req.Lang, Objects: req.Objects}
-	out := req.Outputs
-	switch req.Task {
-	case TaskCaption:
-		g.Caption, g.Outputs = true, grounding.Outputs{Caption: out.Caption}
-	case TaskDetect:
-		g.Detect, g.Outputs = true, grounding.Outputs{Detect: out.Detect}
-	case TaskSegment:
-		g.Segment, g.Outputs = true, grounding.Outputs{Segment: out.Segment}
-	default:
-		g.Caption, g.Detect, g.Segment, g.Outputs = true, true, true, out
-		g.Prefixes = p.composer.StylePrefixes(req.Lang)
+	g := grounding.Request{Image: img, Width: req.Width, Height: req.Height, Args: req.Args, Tasks: req.Endpoint.tasks()}
+	if len(req.Outputs) > 0 {
+		g.Outputs = core.Outputs{}
+		for _, t := range g.Tasks {
+			if text, ok := req.Outputs[t]; ok {
+				g.Outputs[t] = text
+			}
+		}
+	}
+	if req.Endpoint == EndpointGenerate {
+		g.Prefixes = p.composer.StylePrefixes(req.Args.Lang)
 	}
 	return g
 }

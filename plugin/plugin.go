@@ -17,10 +17,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
+
+	"paliprompt/core"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -43,6 +45,11 @@ type Deps struct {
 	// LoadMasks loads the segmentation mask decoder (vae-oid.npz) that
 	// the text grounder uses; nil: segment text is answered with 503.
 	LoadMasks func(path string) (grounding.MaskDecoder, error)
+	// LoadTokenCounter loads the CLIP tokenizer named by sdxl.tokenizer
+	// (a Hugging Face tokenizer.json) to count prompt tokens; nil, or no
+	// sdxl.tokenizer: sdxl's estimate. What it returns is closed by Close
+	// when it has a Close method.
+	LoadTokenCounter func(path string) (sdxl.TokenCounter, error)
 	// Version is the service version (semver), shown by nats micro info.
 	Version string
 	// Log receives the plugin's logs; nil: slog.Default().
@@ -88,21 +95,23 @@ func New(cfg Config, deps Deps) (*Plugin, error) {
 	if deps.Version == "" {
 		deps.Version = "0.0.0-dev"
 	}
-	var counter *grounding.TokenCounter
-	var tokens sdxl.TokenCounter
+	var counter sdxl.TokenCounter
 	if cfg.SDXL.Tokenizer != "" {
-		c, err := grounding.LoadTokenCounter(cfg.SDXL.Tokenizer)
+		if deps.LoadTokenCounter == nil {
+			return nil, core.Errorf(core.ErrUnavailable, "sdxl.tokenizer is %s, but this build cannot read tokenizers", cfg.SDXL.Tokenizer)
+		}
+		c, err := deps.LoadTokenCounter(cfg.SDXL.Tokenizer)
 		if err != nil {
 			return nil, fmt.Errorf("sdxl.tokenizer %s: %w", cfg.SDXL.Tokenizer, err)
 		}
-		counter, tokens = c, c
+		counter = c
 	}
 	model, text, err := buildGrounders(cfg, deps)
 	if err != nil {
 		closeAll(counter)
 		return nil, err
 	}
-	pipe, err := newPipeline(cfg, model, text, tokens, deps.Log)
+	pipe, err := newPipeline(cfg, model, text, counter, deps.Log)
 	if err != nil {
 		closeAll(counter, model)
 		return nil, err
@@ -142,13 +151,13 @@ func isNil(v any) bool {
 func buildGrounders(cfg Config, deps Deps) (model, text grounding.Grounder, err error) {
 	if cfg.Model.Dir != "" {
 		if deps.NewModel == nil {
-			return nil, nil, fmt.Errorf("%w: model.dir is %s, but this build has no model grounder", grounding.ErrUnavailable, cfg.Model.Dir)
+			return nil, nil, core.Errorf(core.ErrUnavailable, "model.dir is %s, but this build has no model grounder", cfg.Model.Dir)
 		}
 		if model, err = deps.NewModel(cfg.Model); err != nil {
 			return nil, nil, fmt.Errorf("load model %s: %w", cfg.Model.Dir, err)
 		}
 	}
-	textCfg := grounding.TextConfig{MaskDecoderPath: maskDecoderPath(cfg.Model)}
+	textCfg := grounding.TextConfig{MaskDecoderPath: cfg.Model.MaskDecoderPath()}
 	if textCfg.MaskDecoderPath != "" && deps.LoadMasks != nil {
 		_, statErr := os.Stat(textCfg.MaskDecoderPath)
 		switch {
@@ -157,21 +166,10 @@ func buildGrounders(cfg Config, deps Deps) (model, text grounding.Grounder, err 
 				return nil, nil, fmt.Errorf("load mask decoder %s: %w", textCfg.MaskDecoderPath, err)
 			}
 		case cfg.Model.MaskDecoder != "":
-			return nil, nil, fmt.Errorf("%w: model.mask_decoder %s: %v", grounding.ErrUnavailable, cfg.Model.MaskDecoder, statErr)
+			return nil, nil, core.Errorf(core.ErrUnavailable, "model.mask_decoder %s: %v", cfg.Model.MaskDecoder, statErr)
 		}
 	}
 	return model, grounding.NewTextGrounder(textCfg), nil
-}
-
-// maskDecoderPath is model.mask_decoder, else <model.dir>/vae-oid.npz.
-func maskDecoderPath(m grounding.ModelConfig) string {
-	if m.MaskDecoder != "" {
-		return m.MaskDecoder
-	}
-	if m.Dir != "" {
-		return filepath.Join(m.Dir, "vae-oid.npz")
-	}
-	return ""
 }
 
 // Pipeline returns the plugin's pipeline (for `paliprompt run`).
@@ -230,7 +228,7 @@ func (p *Plugin) Serve(ctx context.Context) error {
 	}
 	close(p.ready)
 	p.log.Info("paliprompt ready", "nats", redact(url), "service", p.cfg.Service.Name, "version", p.deps.Version,
-		"endpoints", p.cfg.Service.SubjectPrefix+".{generate,caption,detect,segment,layout}",
+		"endpoints", fmt.Sprintf("%s.{%s}", p.cfg.Service.SubjectPrefix, joinEndpoints()),
 		"events", p.cfg.Events.Enabled, "grounder", p.pipe.Stats().Grounder)
 
 	fetch, stopFetch := context.WithCancel(ctx)
@@ -242,6 +240,14 @@ func (p *Plugin) Serve(ctx context.Context) error {
 	<-ctx.Done()
 	p.shutdown(svc, bus, &busDone, cancelWork, nc)
 	return nil
+}
+
+func joinEndpoints() string {
+	var names []string
+	for _, ep := range Endpoints() {
+		names = append(names, string(ep))
+	}
+	return strings.Join(names, ",")
 }
 
 // announce prints the URL to use with the nats CLI.

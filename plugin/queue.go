@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"paliprompt/core"
 )
 
 // queue is the one bounded queue in front of the grounder (one model on
@@ -28,7 +30,7 @@ func (q *queue) tryAdmit() (release func(), err error) {
 	case q.slots <- struct{}{}:
 		return q.releaser(), nil
 	default:
-		return nil, fmt.Errorf("%w: queue full (%d requests admitted, queue.size is %d); try again later", ErrBusy, len(q.slots), cap(q.slots))
+		return nil, core.Errorf(core.ErrUnavailable, "queue full (%d requests admitted, queue.size is %d); try again later", len(q.slots), cap(q.slots))
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 	"paliprompt/layouts"
 	"paliprompt/sdxl"
 )
@@ -23,16 +23,16 @@ const Schema = "paliprompt.v1"
 // Field order is the order in the JSON: what the grounder found first, then
 // what the later stages made of it.
 type Reply struct {
-	Schema  string            `json:"schema"`
-	ID      string            `json:"id"`
-	Task    Task              `json:"task"`
-	Image   ImageInfo         `json:"image"`
-	Caption string            `json:"caption"`
-	Objects []ReplyObject     `json:"objects"`
-	Answers []ReplyAnswer     `json:"answers,omitempty"`
-	Skipped []ReplySkipped    `json:"skipped"`
-	Outputs grounding.Outputs `json:"outputs"`
-	Timings []ReplyTiming     `json:"timings"`
+	Schema  string         `json:"schema"`
+	ID      string         `json:"id"`
+	Task    Endpoint       `json:"task"`
+	Image   ImageInfo      `json:"image"`
+	Caption string         `json:"caption"`
+	Objects []ReplyObject  `json:"objects"`
+	Answers []ReplyAnswer  `json:"answers,omitempty"`
+	Skipped []ReplySkipped `json:"skipped"`
+	Outputs core.Outputs   `json:"outputs"`
+	Timings []ReplyTiming  `json:"timings"`
 	// Layout, SDXL, Masks and Preview are filled by the layouts and sdxl
 	// stages (generate and layout requests only).
 	Layout *layouts.Layout `json:"layout,omitempty"`
@@ -62,8 +62,8 @@ type ReplyObject struct {
 	Box     [4]float64 `json:"box"`
 	BoxNorm [4]float64 `json:"box_norm"`
 	// Source is the task that found the object: "detect" or "segment".
-	Source string     `json:"source"`
-	Mask   *ReplyMask `json:"mask,omitempty"`
+	Source core.TaskName `json:"source"`
+	Mask   *ReplyMask    `json:"mask,omitempty"`
 }
 
 // ReplyMask is a segmentation mask. Its PNGs cover Rect only (pixels of the
@@ -101,9 +101,9 @@ type ReplyAnswer struct {
 
 // ReplySkipped is an output fragment that could not be parsed.
 type ReplySkipped struct {
-	Task     string `json:"task"`
-	Fragment string `json:"fragment"`
-	Reason   string `json:"reason"`
+	Task     core.TaskName `json:"task"`
+	Fragment string        `json:"fragment"`
+	Reason   string        `json:"reason"`
 }
 
 // ReplyTiming is the wall time of one stage in milliseconds.
@@ -131,18 +131,19 @@ func newReplyError(id string, code int, desc string, deliveries uint64) ReplyErr
 }
 
 // newReply turns a grounding result into the reply's grounding fields.
-func newReply(id string, task Task, format string, res grounding.Result) (*Reply, error) {
+func newReply(id string, ep Endpoint, format string, res core.Result) (*Reply, error) {
 	r := &Reply{
 		Schema:  Schema,
 		ID:      id,
-		Task:    task,
+		Task:    ep,
 		Image:   ImageInfo{Width: res.Width, Height: res.Height, Format: format},
 		Caption: res.Caption,
 		Objects: []ReplyObject{},
 		Skipped: []ReplySkipped{},
-		Outputs: res.Outputs,
+		Outputs: core.Outputs{},
 		Timings: []ReplyTiming{},
 	}
+	maps.Copy(r.Outputs, res.Outputs)
 	for _, o := range res.Objects {
 		obj := ReplyObject{Label: o.Label, Box: boxArray(o.Box), BoxNorm: boxArray(o.BoxNorm), Source: o.Source}
 		if o.Mask != nil {
@@ -167,14 +168,12 @@ func newReply(id string, task Task, format string, res grounding.Result) (*Reply
 	return r, nil
 }
 
-func boxArray(b grounding.Box) [4]float64 {
-	return [4]float64{round6(b.X0), round6(b.Y0), round6(b.X1), round6(b.Y1)}
+// boxArray keeps six decimals: far below a pixel, and stable JSON.
+func boxArray(b core.Box) [4]float64 {
+	return [4]float64{core.Round(b.X0, 6), core.Round(b.Y0, 6), core.Round(b.X1, 6), core.Round(b.Y1, 6)}
 }
 
-// round6 keeps six decimals: far below a pixel, and stable JSON.
-func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
-
-func replyMask(m *grounding.Mask) (*ReplyMask, error) {
+func replyMask(m *core.Mask) (*ReplyMask, error) {
 	binary, err := pngBlob(m.Binary(), png.BestCompression)
 	if err != nil {
 		return nil, err
@@ -246,14 +245,11 @@ func setName(b *Blob, name string) {
 // Masks (so that they are placed like every other PNG of the reply).
 func (r *Reply) setPlan(plan sdxl.Plan) {
 	r.Masks = map[string]*Blob{}
-	for i := range plan.Regions {
-		reg := &plan.Regions[i]
-		r.Masks[reg.MaskFile] = &Blob{PNG: reg.Mask, Bytes: len(reg.Mask)}
-		reg.Mask = nil
-	}
-	if rp := &plan.RegionalPrompter; rp.MaskFile != "" && rp.Mask != nil {
-		r.Masks[rp.MaskFile] = &Blob{PNG: rp.Mask, Bytes: len(rp.Mask)}
-		rp.Mask = nil
+	for _, f := range plan.Files() {
+		if *f.PNG != nil {
+			r.Masks[f.Name] = &Blob{PNG: *f.PNG, Bytes: len(*f.PNG)}
+			*f.PNG = nil
+		}
 	}
 	r.SDXL = &plan
 	r.nameBlobs()

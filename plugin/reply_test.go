@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-
 	"paliprompt/grounding"
+
+	"github.com/nats-io/nats.go"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -26,16 +26,16 @@ func TestReplyGolden(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		task Task
+		task Endpoint
 		body []byte
 	}{
-		{"layout", TaskLayout, jsonBody(t, map[string]any{
+		{"layout", EndpointLayout, jsonBody(t, map[string]any{
 			"id": "golden-layout", "width": 640, "height": 480,
 			"caption": "a shoe and a ball on a floor",
 			"detect":  "<loc0051><loc0309><loc0708><loc0646> shoe ; <loc0012><loc0013> cut off",
 			"segment": "<loc0512><loc0100><loc0900><loc0400>" + seg16(3) + " ball ; <loc0600><loc0500><loc0500><loc0600>" + seg16(0) + " inverted",
 		})},
-		{"generate", TaskGenerate, jsonBody(t, map[string]any{
+		{"generate", EndpointGenerate, jsonBody(t, map[string]any{
 			"id": "golden-generate", "image_b64": b64(scenePNG(t, 96, 64)),
 			"caption": "a red square", "detect": "<loc0256><loc0256><loc0511><loc0511> red square",
 			"segment": "<loc0256><loc0256><loc0511><loc0511>" + seg16(9) + " red square",

@@ -7,43 +7,68 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 	"paliprompt/layouts"
 	"paliprompt/sdxl"
 )
 
-// Task is the work a request asks for; it is also the endpoint's name.
-type Task string
+// Endpoint is an endpoint of the micro service (paliprompt.v1.<name>) and
+// the "task" of a reply: generate, layout, or one per task of the task
+// table that has Endpoint set.
+type Endpoint string
 
-// The tasks, one per endpoint of the micro service.
+// The endpoints that are not a single PaliGemma task.
 const (
-	// TaskGenerate runs the whole pipeline: caption, detect, segment,
-	// layout and SDXL plan.
-	TaskGenerate Task = "generate"
-	TaskCaption  Task = "caption"
-	TaskDetect   Task = "detect"
-	TaskSegment  Task = "segment"
-	// TaskLayout takes PaliGemma output text and an image size (no image)
-	// and runs everything after the model.
-	TaskLayout Task = "layout"
+	// EndpointGenerate runs the whole pipeline: the generate tasks of the
+	// task table, the layout and the SDXL plan.
+	EndpointGenerate Endpoint = "generate"
+	// EndpointLayout takes PaliGemma output text and an image size (no
+	// image) and runs everything after the model.
+	EndpointLayout Endpoint = "layout"
 )
 
-// Tasks lists every task in endpoint order.
-var Tasks = []Task{TaskGenerate, TaskCaption, TaskDetect, TaskSegment, TaskLayout}
+// Endpoints lists every endpoint in service order: generate, the task
+// table's endpoints, layout.
+func Endpoints() []Endpoint {
+	out := []Endpoint{EndpointGenerate}
+	for _, name := range core.TaskNames(func(t core.Task) bool { return t.Endpoint }) {
+		out = append(out, Endpoint(name))
+	}
+	return append(out, EndpointLayout)
+}
 
-// Request headers read with a raw image body (and as defaults for JSON).
+// task is the task of a single-task endpoint.
+func (e Endpoint) task() (core.Task, bool) {
+	t, ok := core.LookupTask(core.TaskName(e))
+	return t, ok && t.Endpoint
+}
+
+// tasks are the grounding tasks the endpoint runs.
+func (e Endpoint) tasks() []core.TaskName {
+	if t, ok := e.task(); ok {
+		return []core.TaskName{t.Name}
+	}
+	return core.TaskNames(func(t core.Task) bool { return t.Generate })
+}
+
+// plans reports whether the endpoint runs the layout and SDXL stages.
+func (e Endpoint) plans() bool { return e == EndpointGenerate || e == EndpointLayout }
+
+// Request headers of the plugin's own fields; the task table's arguments
+// have theirs in core.Args (Paliprompt-Objects, Paliprompt-Lang, ...).
 const (
 	HeaderID      = "Paliprompt-Id"
-	HeaderObjects = "Paliprompt-Objects"
-	HeaderLang    = "Paliprompt-Lang"
 	HeaderTimeout = "Paliprompt-Timeout"
 	// HeaderPlace moves objects on the target canvas:
 	// "character=top-left; dog=on the right; mirror" (layouts.ParsePlacement).
@@ -54,8 +79,8 @@ const (
 type Request struct {
 	// ID names the request in replies and events; empty until the caller
 	// assigns one.
-	ID   string
-	Task Task
+	ID       string
+	Endpoint Endpoint
 	// Image is the encoded image sent in the message; ImageObject names
 	// one in the images bucket instead. Exactly one is set, except for
 	// layout requests, which carry neither.
@@ -63,23 +88,18 @@ type Request struct {
 	ImageObject string
 	// Width and Height are the image size of a layout request.
 	Width, Height int
-	// Objects are the names to detect and segment; empty lets the
-	// grounder take them from the caption.
-	Objects []string
-	Lang    string
-	// Outputs carries PaliGemma output text produced elsewhere.
-	Outputs grounding.Outputs
+	// Args are the task prefixes' arguments: the language, the objects to
+	// detect and segment (empty: the grounder takes them from the
+	// caption), the question of an answer request.
+	Args core.PrefixArgs
+	// Outputs carries PaliGemma output text produced elsewhere, by task.
+	Outputs core.Outputs
 	// Place moves objects on the target canvas and may mirror the layout.
 	Place layouts.Placement
 	// SDXL holds the request's options for the SDXL stage.
 	SDXL sdxl.Request
 	// Timeout is the deadline the request asks for; zero: the default.
 	Timeout time.Duration
-}
-
-// HasOutputs reports whether the request carries PaliGemma output text.
-func (r Request) HasOutputs() bool {
-	return r.Outputs != (grounding.Outputs{})
 }
 
 // requestLimits bound what decodeRequest accepts.
@@ -101,70 +121,72 @@ func limitsOf(cfg Config) requestLimits {
 	}
 }
 
-// jsonRequest is the JSON form of a request.
+// jsonRequest holds the JSON request's own fields. The task table adds
+// one field per prefix argument (core.Args: "objects", "lang",
+// "question", ...) and one per task for its output text ("caption",
+// "detect", ...); decodeJSON routes each field of the body to its place.
 type jsonRequest struct {
 	ID          string          `json:"id"`
 	ImageB64    *string         `json:"image_b64"`
 	ImageObject *string         `json:"image_object"`
-	Objects     objectList      `json:"objects"`
-	Lang        string          `json:"lang"`
 	SDXL        json.RawMessage `json:"sdxl"`
 	Place       *layouts.Moves  `json:"place"`
 	Mirror      *bool           `json:"mirror"`
-	Caption     string          `json:"caption"`
-	Detect      string          `json:"detect"`
-	Segment     string          `json:"segment"`
 	Width       *int            `json:"width"`
 	Height      *int            `json:"height"`
 	Timeout     json.RawMessage `json:"timeout"`
 }
 
-// objectList reads "objects" as a list of names or as one "a ; b" string.
-type objectList []string
+// ownFields maps the JSON names of jsonRequest to their field indexes.
+var ownFields = func() map[string]int {
+	m := map[string]int{}
+	t := reflect.TypeFor[jsonRequest]()
+	for i := range t.NumField() {
+		m[t.Field(i).Tag.Get("json")] = i
+	}
+	return m
+}()
 
-func (o *objectList) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err == nil {
-		*o = splitObjects(s)
-		return nil
+// JSONFields lists every field of a JSON request: its own, the task
+// table's arguments, the outputs of the tasks an endpoint serves.
+func JSONFields() []string {
+	t := reflect.TypeFor[jsonRequest]()
+	var out []string
+	for i := range t.NumField() {
+		out = append(out, t.Field(i).Tag.Get("json"))
 	}
-	var list []string
-	if err := json.Unmarshal(data, &list); err != nil {
-		return errors.New(`"objects" must be a list of names or one string "cat ; dog"`)
+	for _, a := range core.Args {
+		out = append(out, a.Name)
 	}
-	*o = list
-	return nil
+	for _, name := range core.TaskNames(core.Task.Served) {
+		out = append(out, string(name))
+	}
+	return out
 }
 
-func splitObjects(s string) []string {
-	if strings.TrimSpace(s) == "" {
-		return nil
-	}
-	return strings.Split(s, ";")
-}
-
-// decodeRequest decodes a request for task from a message's headers and
-// body. The body is a JSON request when Content-Type says so or when it is
-// a JSON object; otherwise it is the image itself. Layout requests are
-// always JSON. Nothing is fetched or decoded here: the image stays bytes.
-func decodeRequest(task Task, header nats.Header, body []byte, lim requestLimits) (Request, error) {
-	req := Request{Task: task, Lang: "en"}
+// decodeRequest decodes a request for an endpoint from a message's headers
+// and body. The body is a JSON request when Content-Type says so or when
+// it is a JSON object; otherwise it is the image itself. Layout requests
+// are always JSON. Nothing is fetched or decoded here: the image stays
+// bytes.
+func decodeRequest(ep Endpoint, header nats.Header, body []byte, lim requestLimits) (Request, error) {
+	req := Request{Endpoint: ep, Args: core.PrefixArgs{Lang: core.ArgLang.Default}}
 	if err := applyHeaders(&req, header, lim); err != nil {
 		return Request{}, err
 	}
 	if len(body) == 0 {
-		if task == TaskLayout {
-			return Request{}, fmt.Errorf(`%w: empty request: send JSON {"width", "height", "caption", "detect", "segment"}`, ErrBadRequest)
+		if ep == EndpointLayout {
+			return Request{}, core.Errorf(core.ErrBadRequest, `empty request: send JSON {"width", "height", "caption", "detect", "segment"}`)
 		}
-		return Request{}, fmt.Errorf("%w: empty request: send image bytes, or JSON with image_b64 or image_object", ErrBadRequest)
+		return Request{}, core.Errorf(core.ErrBadRequest, "empty request: send image bytes, or JSON with image_b64 or image_object")
 	}
-	if task == TaskLayout || isJSON(header, body) {
+	if ep == EndpointLayout || isJSON(header, body) {
 		if err := decodeJSON(&req, body, lim); err != nil {
 			return Request{}, err
 		}
 	} else {
 		if int64(len(body)) > lim.MaxImageBytes {
-			return Request{}, fmt.Errorf("%w: image is %d bytes, limit is %d (limits.max_image_bytes)", ErrTooLarge, len(body), lim.MaxImageBytes)
+			return Request{}, core.Errorf(core.ErrTooLarge, "image is %d bytes, limit is %d (limits.max_image_bytes)", len(body), lim.MaxImageBytes)
 		}
 		req.Image = body
 	}
@@ -188,11 +210,10 @@ func isJSON(header nats.Header, body []byte) bool {
 
 func applyHeaders(req *Request, header nats.Header, lim requestLimits) error {
 	req.ID = strings.TrimSpace(header.Get(HeaderID))
-	if v := header.Get(HeaderObjects); v != "" {
-		req.Objects = splitObjects(v)
-	}
-	if v := strings.TrimSpace(header.Get(HeaderLang)); v != "" {
-		req.Lang = v
+	for _, a := range core.Args {
+		if v := header.Get(a.Header); strings.TrimSpace(v) != "" {
+			setArg(&req.Args, a, v, nil)
+		}
 	}
 	if v := header.Get(HeaderPlace); v != "" {
 		place, err := layouts.ParsePlacement(v)
@@ -211,31 +232,57 @@ func applyHeaders(req *Request, header nats.Header, lim requestLimits) error {
 	return nil
 }
 
-// jsonFields lists the JSON request's fields for error messages.
-var jsonFields = "id, image_b64, image_object, objects, lang, place, mirror, sdxl, caption, detect, segment, width, height, timeout"
+// setArg stores an argument's value: a "cat ; dog" string, or for names
+// also a list (list is non-nil).
+func setArg(args *core.PrefixArgs, a core.Arg, s string, list []string) {
+	switch a.Kind {
+	case core.ArgNames:
+		if list == nil {
+			list = splitObjects(s)
+		}
+		args.Objects = list
+	case core.ArgLanguage:
+		args.Lang = strings.TrimSpace(s)
+	default:
+		if args.Text == nil {
+			args.Text = map[string]string{}
+		}
+		args.Text[a.Name] = s
+	}
+}
+
+func splitObjects(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	return strings.Split(s, ";")
+}
 
 func decodeJSON(req *Request, body []byte, lim requestLimits) error {
 	// base64 grows the image by 4/3; the texts and the rest are small.
 	if max := lim.MaxImageBytes/3*4 + 4 + 3*lim.MaxTextBytes + 64<<10; int64(len(body)) > max {
-		return fmt.Errorf("%w: JSON request is %d bytes, limit is %d (an image of limits.max_image_bytes in base64, plus text)", ErrTooLarge, len(body), max)
+		return core.Errorf(core.ErrTooLarge, "JSON request is %d bytes, limit is %d (an image of limits.max_image_bytes in base64, plus text)", len(body), max)
+	}
+	fields, err := splitJSON(body)
+	if err != nil {
+		return err
 	}
 	var j jsonRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
-		return jsonProblem(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: malformed JSON request: data after the JSON object", ErrBadRequest)
+	own := reflect.ValueOf(&j).Elem()
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		raw := fields[name]
+		if i, ok := ownFields[name]; ok {
+			if err := json.Unmarshal(raw, own.Field(i).Addr().Interface()); err != nil {
+				return fieldProblem(name, err)
+			}
+			continue
+		}
+		if err := decodeTableField(req, name, raw); err != nil {
+			return err
+		}
 	}
 	if j.ID != "" {
 		req.ID = strings.TrimSpace(j.ID)
-	}
-	if j.Objects != nil {
-		req.Objects = j.Objects
-	}
-	if j.Lang != "" {
-		req.Lang = strings.TrimSpace(j.Lang)
 	}
 	if len(j.Timeout) > 0 {
 		d, err := parseJSONTimeout(j.Timeout, lim)
@@ -253,11 +300,83 @@ func decodeJSON(req *Request, body []byte, lim requestLimits) error {
 	if j.Mirror != nil {
 		req.Place.Mirror = *j.Mirror
 	}
-	req.Outputs = grounding.Outputs{Caption: j.Caption, Detect: j.Detect, Segment: j.Segment}
 	if err := setImage(req, j, lim); err != nil {
 		return err
 	}
 	return setSize(req, j)
+}
+
+// splitJSON reads one JSON object into its top-level fields.
+func splitJSON(body []byte) (map[string]json.RawMessage, error) {
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil {
+		return nil, jsonProblem(err)
+	}
+	if fields == nil {
+		return nil, core.Errorf(core.ErrBadRequest, "malformed JSON request: want an object, got null")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, core.Errorf(core.ErrBadRequest, "malformed JSON request: data after the JSON object")
+	}
+	return fields, nil
+}
+
+// decodeTableField reads a field the task table declares: a prefix
+// argument or a task's output text.
+func decodeTableField(req *Request, name string, raw json.RawMessage) error {
+	for _, a := range core.Args {
+		if a.Name != name {
+			continue
+		}
+		if a.Kind == core.ArgNames {
+			var list objectList
+			if err := json.Unmarshal(raw, &list); err != nil {
+				return core.Errorf(core.ErrBadRequest, "%v", err)
+			}
+			setArg(&req.Args, a, "", append([]string{}, list...))
+			return nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fieldProblem(name, err)
+		}
+		if strings.TrimSpace(s) != "" {
+			setArg(&req.Args, a, s, nil)
+		}
+		return nil
+	}
+	if t, ok := core.LookupTask(core.TaskName(name)); ok && t.Served() {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fieldProblem(name, err)
+		}
+		if s != "" {
+			if req.Outputs == nil {
+				req.Outputs = core.Outputs{}
+			}
+			req.Outputs[core.TaskName(name)] = s
+		}
+		return nil
+	}
+	return core.Errorf(core.ErrBadRequest, "unknown field %q in JSON request (fields: %s)", name, strings.Join(JSONFields(), ", "))
+}
+
+// objectList reads "objects" as a list of names or as one "a ; b" string.
+type objectList []string
+
+func (o *objectList) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		*o = splitObjects(s)
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(data, &list); err != nil {
+		return errors.New(`"objects" must be a list of names or one string "cat ; dog"`)
+	}
+	*o = list
+	return nil
 }
 
 // decodeSDXL reads the "sdxl" object strictly: an unknown option is a 400
@@ -266,80 +385,115 @@ func decodeSDXL(out *sdxl.Request, raw json.RawMessage) error {
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil
 	}
-	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return fmt.Errorf(`%w: "sdxl" must be a JSON object of SDXL options`, ErrBadRequest)
+	fields, err := splitJSON(raw)
+	if err != nil {
+		return core.Errorf(core.ErrBadRequest, `"sdxl" must be a JSON object of SDXL options`)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
-		return fmt.Errorf(`%w: in "sdxl": %s`, ErrBadRequest, Describe(jsonProblem(err)))
+	options := reflect.ValueOf(out).Elem()
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		i, ok := sdxlOptions[name]
+		if !ok {
+			return core.Errorf(core.ErrBadRequest, `in "sdxl": unknown field %q (options: %s)`, name, strings.Join(slices.Sorted(maps.Keys(sdxlOptions)), ", "))
+		}
+		if err := json.Unmarshal(fields[name], options.Field(i).Addr().Interface()); err != nil {
+			return core.Errorf(core.ErrBadRequest, `in "sdxl": %s`, core.Describe(fieldProblem(name, err)))
+		}
 	}
 	return nil
 }
 
-// jsonProblem turns a json decoding error into a 400 naming the problem.
-func jsonProblem(err error) error {
-	if errors.Is(err, grounding.ErrBadRequest) {
-		return err // a field's own decoder (place) said what is wrong
+// sdxlOptions maps the JSON names of sdxl.Request's options to their
+// field indexes.
+var sdxlOptions = func() map[string]int {
+	m := map[string]int{}
+	t := reflect.TypeFor[sdxl.Request]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			m[name] = i
+		}
 	}
+	return m
+}()
+
+// jsonProblem turns a json decoding error of the whole body into a 400
+// naming the problem.
+func jsonProblem(err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return fmt.Errorf("%w: malformed JSON request at byte %d: %v", ErrBadRequest, syntax.Offset, err)
+		return core.Errorf(core.ErrBadRequest, "malformed JSON request at byte %d: %v", syntax.Offset, err)
 	case errors.As(err, &typ):
-		return fmt.Errorf("%w: JSON field %q is a %s, want %s", ErrBadRequest, typ.Field, typ.Value, jsonType(typ.Type.String()))
+		return core.Errorf(core.ErrBadRequest, "malformed JSON request: want an object, got %s", typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return fmt.Errorf("%w: malformed JSON request: it ends early", ErrBadRequest)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return fmt.Errorf("%w: unknown field %s in JSON request (fields: %s)", ErrBadRequest,
-			strings.TrimPrefix(err.Error(), "json: unknown field "), jsonFields)
+		return core.Errorf(core.ErrBadRequest, "malformed JSON request: it ends early")
 	}
-	return fmt.Errorf("%w: malformed JSON request: %s", ErrBadRequest, strings.TrimPrefix(err.Error(), "json: "))
+	return core.Errorf(core.ErrBadRequest, "malformed JSON request: %v", err)
 }
 
-func jsonType(goType string) string {
-	switch goType {
-	case "string", "*string":
-		return "string"
-	case "int", "*int":
-		return "whole number"
+// fieldProblem turns the decoding error of one field into a 400 naming
+// the field; a field's own decoder (place) that already says what is
+// wrong is kept.
+func fieldProblem(name string, err error) error {
+	if core.KindOf(err) == core.ErrBadRequest {
+		return err
 	}
-	return goType
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		return core.Errorf(core.ErrBadRequest, "JSON field %q is a %s, want %s", name, typ.Value, jsonType(typ.Type))
+	}
+	return core.Errorf(core.ErrBadRequest, "JSON field %q: %v", name, err)
+}
+
+func jsonType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "whole number"
+	case reflect.Float64, reflect.Float32:
+		return "number"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return t.String()
 }
 
 func setImage(req *Request, j jsonRequest, lim requestLimits) error {
 	hasB64, hasObject := j.ImageB64 != nil, j.ImageObject != nil
-	if req.Task == TaskLayout {
+	if req.Endpoint == EndpointLayout {
 		if hasB64 || hasObject {
-			return fmt.Errorf("%w: layout requests take no image (width and height instead); send images to generate", ErrBadRequest)
+			return core.Errorf(core.ErrBadRequest, "layout requests take no image (width and height instead); send images to generate")
 		}
 		return nil
 	}
 	switch {
 	case hasB64 && hasObject:
-		return fmt.Errorf("%w: set image_b64 or image_object, not both", ErrBadRequest)
+		return core.Errorf(core.ErrBadRequest, "set image_b64 or image_object, not both")
 	case hasObject:
 		name := strings.TrimSpace(*j.ImageObject)
 		if name == "" {
-			return fmt.Errorf("%w: image_object is empty", ErrBadRequest)
+			return core.Errorf(core.ErrBadRequest, "image_object is empty")
 		}
 		req.ImageObject = name
 	case hasB64:
 		if max := lim.MaxImageBytes/3*4 + 4; int64(len(*j.ImageB64)) > max {
-			return fmt.Errorf("%w: image_b64 is %d characters, limit is %d (limits.max_image_bytes = %d bytes)",
-				ErrTooLarge, len(*j.ImageB64), max, lim.MaxImageBytes)
+			return core.Errorf(core.ErrTooLarge, "image_b64 is %d characters, limit is %d (limits.max_image_bytes = %d bytes)",
+				len(*j.ImageB64), max, lim.MaxImageBytes)
 		}
 		data, err := decodeBase64(*j.ImageB64)
 		if err != nil {
-			return fmt.Errorf("%w: image_b64 is not base64: %v", ErrBadRequest, err)
+			return core.Errorf(core.ErrBadRequest, "image_b64 is not base64: %v", err)
 		}
 		if int64(len(data)) > lim.MaxImageBytes {
-			return fmt.Errorf("%w: image is %d bytes, limit is %d (limits.max_image_bytes)", ErrTooLarge, len(data), lim.MaxImageBytes)
+			return core.Errorf(core.ErrTooLarge, "image is %d bytes, limit is %d (limits.max_image_bytes)", len(data), lim.MaxImageBytes)
 		}
 		req.Image = data
 	default:
-		return fmt.Errorf("%w: missing image: set image_b64 (base64 image bytes) or image_object (a name in the images bucket)", ErrBadRequest)
+		return core.Errorf(core.ErrBadRequest, "missing image: set image_b64 (base64 image bytes) or image_object (a name in the images bucket)")
 	}
 	return nil
 }
@@ -360,14 +514,14 @@ func decodeBase64(s string) ([]byte, error) {
 }
 
 func setSize(req *Request, j jsonRequest) error {
-	if req.Task != TaskLayout {
+	if req.Endpoint != EndpointLayout {
 		if j.Width != nil || j.Height != nil {
-			return fmt.Errorf("%w: width and height are only for layout requests: here the image gives the size", ErrBadRequest)
+			return core.Errorf(core.ErrBadRequest, "width and height are only for layout requests: here the image gives the size")
 		}
 		return nil
 	}
 	if j.Width == nil || j.Height == nil {
-		return fmt.Errorf("%w: layout requests need width and height (the original image size in pixels)", ErrBadRequest)
+		return core.Errorf(core.ErrBadRequest, "layout requests need width and height (the original image size in pixels)")
 	}
 	req.Width, req.Height = *j.Width, *j.Height
 	return nil
@@ -378,31 +532,49 @@ var (
 	langRe = regexp.MustCompile(`^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$`)
 )
 
-// maxObjectName bounds one object name (PaliGemma's prompt is short).
-const maxObjectName = 100
-
 // validateRequest checks the fields that do not depend on the body form.
 func validateRequest(req *Request, lim requestLimits) error {
 	if req.ID != "" && !idRe.MatchString(req.ID) {
-		return fmt.Errorf("%w: id %q is not allowed: use 1 to 128 letters, digits, '-' and '_' (it becomes a subject token)", ErrBadRequest, req.ID)
+		return core.Errorf(core.ErrBadRequest, "id %q is not allowed: use 1 to 128 letters, digits, '-' and '_' (it becomes a subject token)", req.ID)
 	}
-	if !langRe.MatchString(req.Lang) {
-		return fmt.Errorf("%w: lang %q is not a language code like \"en\" or \"pt-BR\"", ErrBadRequest, req.Lang)
+	if !langRe.MatchString(req.Args.Lang) {
+		return core.Errorf(core.ErrBadRequest, "lang %q is not a language code like \"en\" or \"pt-BR\"", req.Args.Lang)
 	}
-	objects, err := cleanObjects(req.Objects, lim.MaxObjects)
+	objects, err := cleanObjects(req.Args.Objects, lim.MaxObjects)
 	if err != nil {
 		return err
 	}
-	req.Objects = objects
-	for _, t := range []struct{ name, text string }{
-		{"caption", req.Outputs.Caption}, {"detect", req.Outputs.Detect}, {"segment", req.Outputs.Segment},
-	} {
-		if int64(len(t.text)) > lim.MaxTextBytes {
-			return fmt.Errorf("%w: %s text is %d bytes, limit is %d (limits.max_text_bytes)", ErrTooLarge, t.name, len(t.text), lim.MaxTextBytes)
+	req.Args.Objects = objects
+	if err := checkTexts(req, lim); err != nil {
+		return err
+	}
+	if t, ok := req.Endpoint.task(); ok && req.Outputs[t.Name] == "" {
+		if a, missing := t.MissingArg(req.Args); missing {
+			return core.Errorf(core.ErrBadRequest, "%s requests need %s (%s): set the JSON field %q or the header %s",
+				t.Name, a.Name, a.Doc, a.Name, a.Header)
 		}
 	}
-	if req.Task == TaskLayout {
+	if req.Endpoint == EndpointLayout {
 		return checkLayoutSize(req.Width, req.Height, lim.MaxPixels)
+	}
+	return nil
+}
+
+// checkTexts bounds the output texts and the free-text arguments, and
+// makes the arguments one clean line.
+func checkTexts(req *Request, lim requestLimits) error {
+	for _, name := range core.TaskNames(nil) {
+		if n := int64(len(req.Outputs[name])); n > lim.MaxTextBytes {
+			return core.Errorf(core.ErrTooLarge, "%s text is %d bytes, limit is %d (limits.max_text_bytes)", name, n, lim.MaxTextBytes)
+		}
+	}
+	for name, v := range req.Args.Text {
+		if n := int64(len(v)); n > lim.MaxTextBytes {
+			return core.Errorf(core.ErrTooLarge, "%s is %d bytes, limit is %d (limits.max_text_bytes)", name, n, lim.MaxTextBytes)
+		}
+		if req.Args.Text[name] = core.CleanText(v); req.Args.Text[name] == "" {
+			delete(req.Args.Text, name)
+		}
 	}
 	return nil
 }
@@ -414,13 +586,11 @@ func cleanObjects(names []string, max int) ([]string, error) {
 	seen := map[string]bool{}
 	for _, n := range names {
 		n = strings.Join(strings.Fields(n), " ")
-		switch {
-		case n == "":
-			return nil, fmt.Errorf("%w: empty object name in %q", ErrBadRequest, strings.Join(names, " ; "))
-		case len(n) > maxObjectName:
-			return nil, fmt.Errorf("%w: object name %.20q... is %d bytes, limit is %d", ErrBadRequest, n, len(n), maxObjectName)
-		case strings.ContainsAny(n, ";<>"):
-			return nil, fmt.Errorf("%w: object name %q may not contain ';', '<' or '>'", ErrBadRequest, n)
+		if n == "" {
+			return nil, core.Errorf(core.ErrBadRequest, "empty object name in %.80q", strings.Join(names, " ; "))
+		}
+		if problem := core.NameProblem(n); problem != "" {
+			return nil, core.Errorf(core.ErrBadRequest, "object name %.40q in %.80q %s", n, strings.Join(names, " ; "), problem)
 		}
 		if !seen[n] {
 			seen[n] = true
@@ -428,7 +598,7 @@ func cleanObjects(names []string, max int) ([]string, error) {
 		}
 	}
 	if len(out) > max {
-		return nil, fmt.Errorf("%w: %d objects, limit is %d (limits.max_objects)", ErrBadRequest, len(out), max)
+		return nil, core.Errorf(core.ErrBadRequest, "%d objects, limit is %d (limits.max_objects)", len(out), max)
 	}
 	return out, nil
 }
@@ -436,11 +606,11 @@ func cleanObjects(names []string, max int) ([]string, error) {
 // checkLayoutSize validates the image size given in a layout request.
 func checkLayoutSize(w, h, maxPixels int) error {
 	if w <= 0 || h <= 0 {
-		return fmt.Errorf("%w: layout size %dx%d: width and height must be positive", ErrBadRequest, w, h)
+		return core.Errorf(core.ErrBadRequest, "layout size %dx%d: width and height must be positive", w, h)
 	}
 	if int64(w)*int64(h) > int64(maxPixels) {
-		return fmt.Errorf("%w: layout size %dx%d = %.0f Mpx, limit is %.0f Mpx (limits.max_megapixels)",
-			grounding.ErrBadImage, w, h, float64(w)*float64(h)/1e6, float64(maxPixels)/1e6)
+		return core.Errorf(core.ErrBadImage, "layout size %dx%d = %.0f Mpx, limit is %.0f Mpx (limits.max_megapixels)",
+			w, h, float64(w)*float64(h)/1e6, float64(maxPixels)/1e6)
 	}
 	return nil
 }
@@ -451,15 +621,15 @@ func parseTimeout(s, where string, lim requestLimits) (time.Duration, error) {
 	if err != nil {
 		secs, ferr := strconv.ParseFloat(s, 64)
 		if ferr != nil || secs != secs {
-			return 0, fmt.Errorf("%w: %s %q is not a duration like \"30s\" or a number of seconds", ErrBadRequest, where, s)
+			return 0, core.Errorf(core.ErrBadRequest, "%s %q is not a duration like \"30s\" or a number of seconds", where, s)
 		}
 		d = time.Duration(min(secs, 1e9) * float64(time.Second))
 	}
 	if d <= 0 {
-		return 0, fmt.Errorf("%w: %s %q must be positive", ErrBadRequest, where, s)
+		return 0, core.Errorf(core.ErrBadRequest, "%s %q must be positive", where, s)
 	}
 	if d > lim.MaxTimeout {
-		return 0, fmt.Errorf("%w: %s %s is over the limit %s (queue.max_timeout)", ErrBadRequest, where, d, lim.MaxTimeout)
+		return 0, core.Errorf(core.ErrBadRequest, "%s %s is over the limit %s (queue.max_timeout)", where, d, lim.MaxTimeout)
 	}
 	return d, nil
 }
@@ -473,5 +643,5 @@ func parseJSONTimeout(raw json.RawMessage, lim requestLimits) (time.Duration, er
 	if err := json.Unmarshal(raw, &secs); err == nil {
 		return parseTimeout(strconv.FormatFloat(secs, 'f', -1, 64), "timeout", lim)
 	}
-	return 0, fmt.Errorf(`%w: "timeout" must be a duration string like "30s" or a number of seconds`, ErrBadRequest)
+	return 0, core.Errorf(core.ErrBadRequest, `"timeout" must be a duration string like "30s" or a number of seconds`)
 }

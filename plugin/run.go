@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"paliprompt/core"
+
 	"github.com/nats-io/nats.go"
 	"github.com/schollz/progressbar/v3"
 )
@@ -21,9 +23,9 @@ import (
 type RunOptions struct {
 	// Out is the folder for result JSON and PNGs.
 	Out string
-	// Task for every file; empty: layout for a JSON file with width and
-	// height, generate otherwise.
-	Task Task
+	// Endpoint for every file; empty: layout for a JSON file with width
+	// and height, generate otherwise.
+	Endpoint Endpoint
 	// Objects and Lang apply to image files (JSON files carry their own).
 	Objects []string
 	Lang    string
@@ -83,12 +85,12 @@ func (p *Plugin) runOne(ctx context.Context, file string, opts RunOptions) summa
 	}
 	header := nats.Header{}
 	if len(opts.Objects) > 0 {
-		header.Set(HeaderObjects, strings.Join(opts.Objects, " ; "))
+		header.Set(core.ArgObjects.Header, strings.Join(opts.Objects, " ; "))
 	}
 	if opts.Lang != "" {
-		header.Set(HeaderLang, opts.Lang)
+		header.Set(core.ArgLang.Header, opts.Lang)
 	}
-	row.task = fileTask(opts.Task, data)
+	row.task = fileEndpoint(opts.Endpoint, data)
 	req, err := decodeRequest(row.task, header, data, limitsOf(p.cfg))
 	if err != nil {
 		row.fail(err)
@@ -109,20 +111,20 @@ func (p *Plugin) runOne(ctx context.Context, file string, opts RunOptions) summa
 	return row
 }
 
-// fileTask: the task asked for, else layout for JSON with an image size
-// ("width"), else generate. Files for `paliprompt run` and references on
-// the event bus are told apart this way.
-func fileTask(task Task, data []byte) Task {
-	if task != "" {
-		return task
+// fileEndpoint: the endpoint asked for, else layout for JSON with an
+// image size ("width"), else generate. Files for `paliprompt run` and
+// references on the event bus are told apart this way.
+func fileEndpoint(ep Endpoint, data []byte) Endpoint {
+	if ep != "" {
+		return ep
 	}
 	var probe struct {
 		Width *int `json:"width"`
 	}
 	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) && json.Unmarshal(data, &probe) == nil && probe.Width != nil {
-		return TaskLayout
+		return EndpointLayout
 	}
-	return TaskGenerate
+	return EndpointGenerate
 }
 
 var notID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
@@ -184,7 +186,7 @@ func writeJSONFile(path string, v any) error {
 // summaryRow is one line of the summary table of run and demo.
 type summaryRow struct {
 	name    string
-	task    Task
+	task    Endpoint
 	via     string // "request" or "event" (demo)
 	objects int
 	skipped int
@@ -200,7 +202,7 @@ type summaryRow struct {
 }
 
 func (s *summaryRow) fail(err error) {
-	s.code, s.desc = ErrorCode(err), Describe(err)
+	s.code, s.desc = core.Code(err), core.Describe(err)
 }
 
 func (s *summaryRow) fill(r *Reply) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"paliprompt/core"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
@@ -28,7 +30,7 @@ type service struct {
 	// period after a shutdown is over.
 	work     context.Context
 	inflight sync.WaitGroup
-	counts   map[Task]*endpointCounts
+	counts   map[Endpoint]*endpointCounts
 }
 
 // endpointCounts are an endpoint's own counters: micro's counters only see
@@ -47,7 +49,7 @@ type EndpointStats struct {
 }
 
 func startService(work context.Context, cfg Config, version string, nc *nats.Conn, pipe *Pipeline, objects *objectStores, log *slog.Logger) (*service, error) {
-	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work, counts: map[Task]*endpointCounts{}}
+	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work, counts: map[Endpoint]*endpointCounts{}}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:         cfg.Service.Name,
 		Version:      version,
@@ -63,11 +65,11 @@ func startService(work context.Context, cfg Config, version string, nc *nats.Con
 		return nil, fmt.Errorf("add micro service %s: %w", cfg.Service.Name, err)
 	}
 	group := svc.AddGroup(cfg.Service.SubjectPrefix)
-	for _, task := range Tasks {
-		s.counts[task] = &endpointCounts{}
-		if err := group.AddEndpoint(string(task), s.handler(task), micro.WithEndpointMetadata(map[string]string{"task": string(task)})); err != nil {
+	for _, ep := range Endpoints() {
+		s.counts[ep] = &endpointCounts{}
+		if err := group.AddEndpoint(string(ep), s.handler(ep), micro.WithEndpointMetadata(map[string]string{"task": string(ep)})); err != nil {
 			_ = svc.Stop()
-			return nil, fmt.Errorf("add endpoint %s.%s: %w", cfg.Service.SubjectPrefix, task, err)
+			return nil, fmt.Errorf("add endpoint %s.%s: %w", cfg.Service.SubjectPrefix, ep, err)
 		}
 	}
 	s.svc = svc
@@ -76,7 +78,7 @@ func startService(work context.Context, cfg Config, version string, nc *nats.Con
 
 func (s *service) stats(e *micro.Endpoint) any {
 	st := EndpointStats{PipelineStats: s.pipe.Stats()}
-	if c, ok := s.counts[Task(e.Name)]; ok {
+	if c, ok := s.counts[Endpoint(e.Name)]; ok {
 		st.Requests, st.Errors = c.requests.Load(), c.errors.Load()
 		st.LastError, _ = c.lastError.Load().(string)
 	}
@@ -84,9 +86,9 @@ func (s *service) stats(e *micro.Endpoint) any {
 }
 
 // handler admits a request and answers it in its own goroutine.
-func (s *service) handler(task Task) micro.Handler {
+func (s *service) handler(ep Endpoint) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		counts := s.counts[task]
+		counts := s.counts[ep]
 		counts.requests.Add(1)
 		release, err := s.pipe.queue.tryAdmit()
 		if err != nil {
@@ -97,13 +99,13 @@ func (s *service) handler(task Task) micro.Handler {
 		go func() {
 			defer s.inflight.Done()
 			defer release()
-			s.serve(task, r, counts)
+			s.serve(ep, r, counts)
 		}()
 	})
 }
 
-func (s *service) serve(task Task, r micro.Request, counts *endpointCounts) {
-	req, err := decodeRequest(task, nats.Header(r.Headers()), r.Data(), limitsOf(s.cfg))
+func (s *service) serve(ep Endpoint, r micro.Request, counts *endpointCounts) {
+	req, err := decodeRequest(ep, nats.Header(r.Headers()), r.Data(), limitsOf(s.cfg))
 	if err != nil {
 		s.replyError(r, counts, "", err)
 		return
@@ -111,16 +113,7 @@ func (s *service) serve(task Task, r micro.Request, counts *endpointCounts) {
 	if req.ID == "" {
 		req.ID = nuid.Next()
 	}
-	var images imageSource
-	if s.objects != nil {
-		images = s.objects
-	}
-	reply, err := s.pipe.Process(s.work, req, images)
-	if err != nil {
-		s.replyError(r, counts, req.ID, err)
-		return
-	}
-	data, err := s.objects.place(s.work, reply, int(s.nc.MaxPayload()))
+	data, err := s.pipe.respond(s.work, req, s.objects, int(s.nc.MaxPayload()))
 	if err != nil {
 		s.replyError(r, counts, req.ID, err)
 		return
@@ -132,7 +125,7 @@ func (s *service) serve(task Task, r micro.Request, counts *endpointCounts) {
 // replyError answers with the micro error headers: the code and a
 // description that names the problem, and the same as a JSON body.
 func (s *service) replyError(r micro.Request, counts *endpointCounts, id string, err error) {
-	code, desc := ErrorCode(err), Describe(err)
+	code, desc := core.Code(err), core.Describe(err)
 	counts.errors.Add(1)
 	counts.lastError.Store(desc)
 	level := slog.LevelInfo

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"paliprompt/core"
+	"paliprompt/grounding/paligemma"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -40,7 +43,7 @@ func TestLayoutRequestReply(t *testing.T) {
 	})
 	r := decodeReply(t, request(t, nc, "paliprompt.v1.layout", nil, body))
 
-	if r.Schema != Schema || r.ID != "layout-1" || r.Task != TaskLayout {
+	if r.Schema != Schema || r.ID != "layout-1" || r.Task != EndpointLayout {
 		t.Errorf("schema/id/task = %q %q %q", r.Schema, r.ID, r.Task)
 	}
 	if r.Image.Width != 640 || r.Image.Height != 480 || r.Image.Format != "" {
@@ -130,7 +133,7 @@ func TestGenerateWithText(t *testing.T) {
 
 	// The caption endpoint returns the caption only, whatever the JSON carried.
 	r = decodeReply(t, request(t, nc, "paliprompt.v1.caption", jsonHeader, body))
-	if r.Caption != "a red square" || len(r.Objects) != 0 || r.Outputs.Detect != "" || r.Layout != nil || r.SDXL != nil {
+	if r.Caption != "a red square" || len(r.Objects) != 0 || r.Outputs[core.TaskDetect] != "" || r.Layout != nil || r.SDXL != nil {
 		t.Errorf("caption reply = %+v", r)
 	}
 }
@@ -400,13 +403,13 @@ func TestModelGrounderOverNATS(t *testing.T) {
 	cfg.Model.Dir = "../testdata/models/tiny-paligemma2"
 	cfg.Model.MaskDecoder = ""
 	deps := Deps{NewModel: func(m grounding.ModelConfig) (grounding.Grounder, error) {
-		return grounding.NewModelGrounder(m, nil)
+		return paligemma.New(m, nil)
 	}}
 	startPlugin(t, cfg, deps)
 	nc := connectClient(t, srv.ClientURL())
-	m := request(t, nc, "paliprompt.v1.generate", nats.Header{HeaderObjects: {"circle ; square"}}, scenePNG(t, 64, 48))
+	m := request(t, nc, "paliprompt.v1.generate", nats.Header{core.ArgObjects.Header: {"circle ; square"}}, scenePNG(t, 64, 48))
 	reply := decodeReply(t, m)
-	if reply.Image != (ImageInfo{Width: 64, Height: 48, Format: "png"}) || reply.Outputs.Caption == "" || reply.SDXL == nil {
+	if reply.Image != (ImageInfo{Width: 64, Height: 48, Format: "png"}) || reply.Outputs[core.TaskCaption] == "" || reply.SDXL == nil {
 		t.Errorf("reply %+v", reply)
 	}
 	st := serviceStats(t, nc)["generate"]

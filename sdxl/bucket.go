@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"paliprompt/core"
 )
 
 // bucket is one candidate canvas size.
@@ -27,9 +29,11 @@ func sideProblem(n int) string {
 	return ""
 }
 
-func parseBuckets(list []string) ([]bucket, error) {
+// parseBuckets reads the configured sizes; each bad one is a problem of
+// sdxl.buckets.
+func parseBuckets(list []string, p *core.Problems) []bucket {
 	if len(list) == 0 {
-		return nil, fmt.Errorf("%w: buckets is empty", ErrConfig)
+		p.Add("buckets", "is empty: list sizes like \"1024x1024\"")
 	}
 	out := make([]bucket, 0, len(list))
 	for _, s := range list {
@@ -37,16 +41,21 @@ func parseBuckets(list []string) ([]bucket, error) {
 		w, errW := strconv.Atoi(ws)
 		h, errH := strconv.Atoi(hs)
 		if !ok || errW != nil || errH != nil {
-			return nil, fmt.Errorf("%w: bucket %q is not WIDTHxHEIGHT", ErrConfig, s)
+			p.Add("buckets", "%q is not WIDTHxHEIGHT", s)
+			continue
 		}
+		bad := false
 		for _, side := range []int{w, h} {
-			if p := sideProblem(side); p != "" {
-				return nil, fmt.Errorf("%w: bucket %q: %s", ErrConfig, s, p)
+			if problem := sideProblem(side); problem != "" {
+				p.Add("buckets", "%q: %s", s, problem)
+				bad = true
 			}
 		}
-		out = append(out, bucket{w, h})
+		if !bad {
+			out = append(out, bucket{w, h})
+		}
 	}
-	return out, nil
+	return out
 }
 
 // nearestBucket picks the bucket whose aspect ratio is nearest the
@@ -70,11 +79,11 @@ func (c *Composer) chooseBucket(refW, refH int, req Request) (bucket, error) {
 	case req.Width == 0 && req.Height == 0:
 		return nearestBucket(c.buckets, refW, refH), nil
 	case req.Width == 0 || req.Height == 0:
-		return bucket{}, fmt.Errorf("%w: give both width and height to force a size (got %dx%d)", ErrBadRequest, req.Width, req.Height)
+		return bucket{}, core.Errorf(core.ErrBadRequest, "give both width and height to force a size (got %dx%d)", req.Width, req.Height)
 	}
 	for _, side := range []int{req.Width, req.Height} {
 		if p := sideProblem(side); p != "" {
-			return bucket{}, fmt.Errorf("%w: forced size %dx%d: %s", ErrBadRequest, req.Width, req.Height, p)
+			return bucket{}, core.Errorf(core.ErrBadRequest, "forced size %dx%d: %s", req.Width, req.Height, p)
 		}
 	}
 	return bucket{req.Width, req.Height}, nil

@@ -1,25 +1,15 @@
 package sdxl
 
 import (
-	"errors"
 	"fmt"
-	"math"
 	"strings"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
-// ErrConfig: the Config is invalid.
-var ErrConfig = errors.New("sdxl: invalid config")
-
-// ErrBadRequest: a request option cannot be honoured (a forced size that
-// is not a multiple of 8, ...). It wraps grounding.ErrBadRequest, so the
-// plugin's 400 mapping covers it.
-var ErrBadRequest = fmt.Errorf("sdxl: bad request: %w", grounding.ErrBadRequest)
-
 // Config tunes prompt composition, masks and the consumer formats. It is
-// the [sdxl] table of config.toml; DefaultConfig gives the defaults, New
-// validates it.
+// the [sdxl] table of config.toml; DefaultConfig gives the defaults,
+// Validate (and New) check it.
 type Config struct {
 	// Buckets are the candidate canvas sizes, "WIDTHxHEIGHT", multiples
 	// of 8 (SDXL's latent); the one nearest the reference's aspect ratio
@@ -142,45 +132,47 @@ const (
 	OverlapAverage = "average"
 )
 
-func (c Config) validate() ([]bucket, error) {
-	buckets, err := parseBuckets(c.Buckets)
-	if err != nil {
-		return nil, err
-	}
-	checks := []struct {
-		bad bool
-		msg string
-	}{
-		{badWeight(c.ObjectWeight), fmt.Sprintf("object_weight must be in 0..10, got %v", c.ObjectWeight)},
-		{badWeight(c.BackgroundWeight), fmt.Sprintf("background_weight must be in 0..10, got %v", c.BackgroundWeight)},
-		{c.FeatherPx < 0 || c.FeatherPx > 512, fmt.Sprintf("feather_px must be in 0..512, got %d", c.FeatherPx)},
-		{c.Overlap != OverlapDepth && c.Overlap != OverlapAverage, fmt.Sprintf("overlap must be %q or %q, got %q", OverlapDepth, OverlapAverage, c.Overlap)},
-		{!safeName(c.MaskPrefix), fmt.Sprintf("mask_prefix must be letters, digits, '-' or '_', got %q", c.MaskPrefix)},
-		{strings.TrimSpace(c.Background) == "", "background must not be empty"},
-		{c.ComfyUI.Checkpoint == "", "comfyui.checkpoint must name a checkpoint file"},
-		{c.ComfyUI.Steps < 1 || c.ComfyUI.Steps > 1000, fmt.Sprintf("comfyui.steps must be in 1..1000, got %d", c.ComfyUI.Steps)},
-		{math.IsNaN(c.ComfyUI.CFG) || c.ComfyUI.CFG < 0 || c.ComfyUI.CFG > 100, fmt.Sprintf("comfyui.cfg must be in 0..100, got %v", c.ComfyUI.CFG)},
-		{c.ComfyUI.Sampler == "" || c.ComfyUI.Scheduler == "", "comfyui.sampler and comfyui.scheduler must be set"},
-		{c.ComfyUI.Seed < 0, fmt.Sprintf("comfyui.seed must be >= 0, got %d", c.ComfyUI.Seed)},
-		{c.ComfyUI.TextEncoder != "sdxl" && c.ComfyUI.TextEncoder != "plain", fmt.Sprintf("comfyui.text_encoder must be \"sdxl\" or \"plain\", got %q", c.ComfyUI.TextEncoder)},
-		{c.ComfyUI.SetCondArea != "default" && c.ComfyUI.SetCondArea != "mask bounds", fmt.Sprintf("comfyui.set_cond_area must be \"default\" or \"mask bounds\", got %q", c.ComfyUI.SetCondArea)},
-		{c.ComfyUI.FilenamePrefix == "", "comfyui.filename_prefix must not be empty"},
-		{math.IsNaN(c.RegionalPrompter.BaseRatio) || c.RegionalPrompter.BaseRatio < 0 || c.RegionalPrompter.BaseRatio > 1, fmt.Sprintf("regional_prompter.base_ratio must be in 0..1, got %v", c.RegionalPrompter.BaseRatio)},
-	}
-	for _, ch := range checks {
-		if ch.bad {
-			return nil, fmt.Errorf("%w: %s", ErrConfig, ch.msg)
-		}
-	}
-	for i, q := range c.StyleQuestions {
-		if strings.TrimSpace(q.Prefix) == "" || !strings.Contains(q.Format, "{answer}") {
-			return nil, fmt.Errorf("%w: style_questions[%d] needs a prefix and a format containing {answer}", ErrConfig, i)
-		}
-	}
-	return buckets, nil
+// Validate reports every invalid field, each under its [sdxl] key; the
+// error is a core.ErrConfig.
+func (c Config) Validate() error {
+	_, err := c.validate()
+	return err
 }
 
-func badWeight(w float64) bool { return math.IsNaN(w) || w < 0 || w > 10 }
+func (c Config) validate() ([]bucket, error) {
+	p := core.NewProblems("sdxl")
+	buckets := parseBuckets(c.Buckets, p)
+	p.FloatRange("object_weight", c.ObjectWeight, 0, maxWeight)
+	p.FloatRange("background_weight", c.BackgroundWeight, 0, maxWeight)
+	p.IntRange("feather_px", c.FeatherPx, 0, 512)
+	p.OneOf("overlap", c.Overlap, OverlapDepth, OverlapAverage)
+	if !safeName(c.MaskPrefix) {
+		p.Add("mask_prefix", "%q is not allowed: use letters, digits, '-' and '_' only", c.MaskPrefix)
+	}
+	p.NotEmpty("background", c.Background)
+	for i, q := range c.StyleQuestions {
+		if strings.TrimSpace(q.Prefix) == "" || !strings.Contains(q.Format, "{answer}") {
+			p.Add(fmt.Sprintf("style_questions[%d]", i), "needs a prefix and a format containing {answer}")
+		}
+	}
+	cu := c.ComfyUI
+	p.NotEmpty("comfyui.checkpoint", cu.Checkpoint)
+	p.IntRange("comfyui.steps", cu.Steps, 1, 1000)
+	p.FloatRange("comfyui.cfg", cu.CFG, 0, 100)
+	p.NotEmpty("comfyui.sampler", cu.Sampler)
+	p.NotEmpty("comfyui.scheduler", cu.Scheduler)
+	if cu.Seed < 0 {
+		p.Add("comfyui.seed", "%d is negative: use 0 or more", cu.Seed)
+	}
+	p.OneOf("comfyui.text_encoder", cu.TextEncoder, "sdxl", "plain")
+	p.OneOf("comfyui.set_cond_area", cu.SetCondArea, "default", "mask bounds")
+	p.NotEmpty("comfyui.filename_prefix", cu.FilenamePrefix)
+	p.FloatRange("regional_prompter.base_ratio", c.RegionalPrompter.BaseRatio, 0, 1)
+	return buckets, p.Err()
+}
+
+// maxWeight bounds region weights.
+const maxWeight = 10
 
 // safeName reports whether s is a non-empty file-name-safe word.
 func safeName(s string) bool {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -16,28 +16,42 @@ func TestNewValidatesConfig(t *testing.T) {
 		change func(*Config)
 		want   string
 	}{
-		{"no buckets", func(c *Config) { c.Buckets = nil }, "buckets is empty"},
-		{"bad bucket", func(c *Config) { c.Buckets = []string{"1024by1024"} }, "not WIDTHxHEIGHT"},
+		{"no buckets", func(c *Config) { c.Buckets = nil }, "sdxl.buckets: is empty"},
+		{"bad bucket", func(c *Config) { c.Buckets = []string{"1024by1024"} }, "sdxl.buckets: \"1024by1024\" is not WIDTHxHEIGHT"},
 		{"odd bucket", func(c *Config) { c.Buckets = []string{"1000x1001"} }, "multiple of 8"},
 		{"huge bucket", func(c *Config) { c.Buckets = []string{"8192x8192"} }, "outside"},
-		{"overlap", func(c *Config) { c.Overlap = "max" }, "overlap"},
-		{"weight", func(c *Config) { c.ObjectWeight = math.Inf(1) }, "object_weight"},
-		{"feather", func(c *Config) { c.FeatherPx = -1 }, "feather_px"},
-		{"prefix", func(c *Config) { c.MaskPrefix = "../x" }, "mask_prefix"},
-		{"encoder", func(c *Config) { c.ComfyUI.TextEncoder = "t5" }, "text_encoder"},
-		{"cond area", func(c *Config) { c.ComfyUI.SetCondArea = "all" }, "set_cond_area"},
-		{"question", func(c *Config) { c.StyleQuestions = []StyleQuestion{{Prefix: "answer en why?", Format: "style"}} }, "style_questions[0]"},
-		{"base ratio", func(c *Config) { c.RegionalPrompter.BaseRatio = 2 }, "base_ratio"},
+		{"overlap", func(c *Config) { c.Overlap = "max" }, "sdxl.overlap: "},
+		{"weight", func(c *Config) { c.ObjectWeight = math.Inf(1) }, "sdxl.object_weight: +Inf is out of range"},
+		{"feather", func(c *Config) { c.FeatherPx = -1 }, "sdxl.feather_px: -1"},
+		{"prefix", func(c *Config) { c.MaskPrefix = "../x" }, "sdxl.mask_prefix: "},
+		{"encoder", func(c *Config) { c.ComfyUI.TextEncoder = "t5" }, "sdxl.comfyui.text_encoder: "},
+		{"cond area", func(c *Config) { c.ComfyUI.SetCondArea = "all" }, "sdxl.comfyui.set_cond_area: "},
+		{"question", func(c *Config) { c.StyleQuestions = []StyleQuestion{{Prefix: "answer en why?", Format: "style"}} }, "sdxl.style_questions[0]: "},
+		{"base ratio", func(c *Config) { c.RegionalPrompter.BaseRatio = 2 }, "sdxl.regional_prompter.base_ratio: 2 is out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			tt.change(&cfg)
 			_, err := New(cfg, nil)
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+			if !errors.Is(err, core.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New: %v, want ErrConfig naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigReportsEveryProblem: one run names every bad field.
+func TestConfigReportsEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Buckets = []string{"1000x1001", "x"}
+	cfg.FeatherPx, cfg.ComfyUI.Steps, cfg.Overlap = -1, 0, "max"
+	err := cfg.Validate()
+	for _, want := range []string{`sdxl.buckets: "1000x1001": 1001 is not a multiple of 8`, `sdxl.buckets: "x" is not WIDTHxHEIGHT`,
+		"sdxl.feather_px: -1 is out of range", "sdxl.comfyui.steps: 0 is out of range", `sdxl.overlap: "max" is not allowed`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v\nwant it to name %q", err, want)
+		}
 	}
 }
 
@@ -76,8 +90,8 @@ func TestForcedSize(t *testing.T) {
 	}
 	for _, req := range []Request{{Width: 1000}, {Width: 1001, Height: 1000}, {Width: 64, Height: 64}, {Width: 9000, Height: 1024}} {
 		_, err := c.chooseBucket(1280, 960, req)
-		if !errors.Is(err, ErrBadRequest) || !errors.Is(err, grounding.ErrBadRequest) {
-			t.Errorf("%+v: %v, want ErrBadRequest", req, err)
+		if !errors.Is(err, core.ErrBadRequest) || !errors.Is(err, core.ErrBadRequest) {
+			t.Errorf("%+v: %v, want core.ErrBadRequest", req, err)
 		}
 	}
 }

@@ -10,8 +10,8 @@
 // functions of the input: no I/O, no models, no NATS (encoding masks to
 // PNG bytes in memory is all). A Composer holds its validated Config and
 // a TokenCounter and is safe for concurrent use if the counter is.
-// Errors only for options it cannot honour; they wrap ErrBadRequest,
-// which wraps grounding.ErrBadRequest (a 400).
+// Errors only for options it cannot honour; they are core.ErrBadRequest
+// errors (a 400).
 //
 // # The plan
 //
@@ -30,7 +30,8 @@
 //     the background is the complement, so masks sum to white.
 //   - User and model text is escaped for the prompt syntax (Escape).
 //   - Tokens are counted with the injected TokenCounter (a CLIP
-//     tokenizer.json through grounding's tokenizer binding), else with
+//     tokenizer.json, which the binary loads with the model grounder's
+//     tokenizer binding), else with
 //     EstimateCounter, a conservative estimate. Plan.Notes says what was
 //     cut or left out; nothing is dropped silently.
 //   - Consumers: ComfyUI (a runnable API graph, checked by Graph.Check
@@ -40,16 +41,14 @@
 //
 // # How the plugin calls us
 //
-//	composer, err := sdxl.New(cfg.SDXL, counter)    // [sdxl]; counter nil: estimate
-//	greq.Prefixes = append(greq.Prefixes, composer.StylePrefixes(lang)...)
-//	result, err := grounder.Ground(ctx, greq)       // answers come back in result.Answers
-//	layout, err := planner.Build(result, place)     // package layouts
-//	sreq.ID, sreq.Lang = id, lang                   // sreq: the request's "sdxl" object
-//	plan, err := composer.Compose(layout, sreq)
-//	preview := planner.Preview(img, layout, plan.Canvas())
+// Example (example_test.go, compiled and run by go test) shows the calls:
+// New with the [sdxl] table and a token counter (nil: the estimate),
+// StylePrefixes for the grounding request, Compose on the layout with the
+// request's "sdxl" options (ID and Lang set by the plugin), and the plan's
+// Canvas for the layout preview.
 //
-// Every mask a consumer names is in the plan: Region.Mask (named
-// Region.MaskFile) and RegionalPrompter.Mask (MaskFile); Plan.MaskFiles
-// lists the names. A ComfyUI user uploads those files to ComfyUI's input
+// Every PNG a consumer names is in the plan, and Plan.Files is the one
+// list of them: Region.Mask (named Region.MaskFile) and
+// RegionalPrompter.Mask (MaskFile). A ComfyUI user uploads those files to ComfyUI's input
 // folder and posts {"prompt": plan.comfyui}.
 package sdxl

@@ -2,6 +2,8 @@ package sdxl
 
 import (
 	"strings"
+
+	"paliprompt/core"
 )
 
 // ForgeCouple is the plan for the Forge Couple extension
@@ -27,7 +29,7 @@ func (c *Composer) forgeCouple(p *Plan, base string) ForgeCouple {
 	for _, r := range p.Regions[:len(p.Regions)-1] {
 		b := r.Box
 		lines = append(lines, r.Prompt)
-		fc.Mapping = append(fc.Mapping, [5]float64{round4(b.X0), round4(b.X1), round4(b.Y0), round4(b.Y1), r.Weight})
+		fc.Mapping = append(fc.Mapping, [5]float64{core.Round(b.X0, 4), core.Round(b.X1, 4), core.Round(b.Y0, 4), core.Round(b.Y1, 4), r.Weight})
 	}
 	fc.Prompt = strings.Join(lines, "\n")
 	return fc

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 	"paliprompt/layouts"
 	"paliprompt/layouts/layoutstest"
 )
@@ -17,10 +17,10 @@ var (
 )
 
 // quadrantsScene has four boxes, one filling each quadrant: grid-aligned.
-func quadrantsScene() grounding.Result {
-	return grounding.Result{
+func quadrantsScene() core.Result {
+	return core.Result{
 		Width: 1024, Height: 1024, Caption: "four (framed) paintings on a wall [detail]",
-		Objects: []grounding.Object{
+		Objects: []core.Object{
 			det("red painting", 0, 0, 512, 512), det("blue painting", 512, 0, 1024, 512),
 			det("green painting", 0, 512, 512, 1024), det("yellow painting", 512, 512, 1024, 1024),
 		},
@@ -28,8 +28,8 @@ func quadrantsScene() grounding.Result {
 }
 
 // tenObjects is the benchmark scene: ten objects, half segmented.
-func tenObjects() grounding.Result {
-	res := grounding.Result{Width: 1280, Height: 960,
+func tenObjects() core.Result {
+	res := core.Result{Width: 1280, Height: 960,
 		Caption: "a busy kitchen with two cooks, a dog, pots on the stove and a window over the sink"}
 	labels := []string{"cook", "cook", "dog", "pot", "stove", "window", "sink", "table", "chair", "lamp"}
 	for i, l := range labels {
@@ -43,7 +43,7 @@ func tenObjects() grounding.Result {
 	return res
 }
 
-func layoutOf(t testing.TB, res grounding.Result, place string) layouts.Layout {
+func layoutOf(t testing.TB, res core.Result, place string) layouts.Layout {
 	t.Helper()
 	p, err := layouts.New(layouts.DefaultConfig())
 	if err != nil {
@@ -90,7 +90,7 @@ func (wordCounter) CountTokens(s string) int { return len(strings.Fields(s)) }
 
 // sideBySide has two full-height boxes: a one-row matrix with a
 // background gap between them.
-func sideBySide() grounding.Result {
-	return grounding.Result{Width: 1024, Height: 1024, Caption: "a man and a woman",
-		Objects: []grounding.Object{det("man", 0, 0, 512, 1024), det("woman", 640, 0, 1024, 1024)}}
+func sideBySide() core.Result {
+	return core.Result{Width: 1024, Height: 1024, Caption: "a man and a woman",
+		Objects: []core.Object{det("man", 0, 0, 512, 1024), det("woman", 640, 0, 1024, 1024)}}
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 
+	"paliprompt/core"
 	"paliprompt/layouts"
 )
 
@@ -25,7 +26,7 @@ func (c *Composer) objectRaster(o *layouts.Object, w, h int) *image.Gray {
 // linear ramp `feather` pixels wide centred on its edge (0: hard edge).
 // Edges on the frame's border are not feathered: the object goes on
 // beyond the frame.
-func featheredBox(b layouts.Box, w, h int, feather float64) *image.Gray {
+func featheredBox(b core.Box, w, h int, feather float64) *image.Gray {
 	g := image.NewGray(image.Rect(0, 0, w, h))
 	x0, x1 := b.X0*float64(w), b.X1*float64(w)
 	y0, y1 := b.Y0*float64(h), b.Y1*float64(h)

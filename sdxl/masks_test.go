@@ -4,11 +4,11 @@ import (
 	"image"
 	"testing"
 
-	"paliprompt/layouts"
+	"paliprompt/core"
 )
 
 func TestFeatheredBox(t *testing.T) {
-	b := layouts.Box{X0: 0.25, Y0: 0.25, X1: 0.75, Y1: 0.75} // 25..75 px of 100
+	b := core.Box{X0: 0.25, Y0: 0.25, X1: 0.75, Y1: 0.75} // 25..75 px of 100
 	tests := []struct {
 		feather float64
 		x, y    int
@@ -18,7 +18,7 @@ func TestFeatheredBox(t *testing.T) {
 		{10, 50, 50, 255}, {10, 30, 50, 255}, {10, 25, 50, 140}, {10, 24, 50, 115}, {10, 19, 50, 0},
 		{10, 25, 25, 140}, {10, 74, 50, 140},
 	}
-	edge := featheredBox(layouts.Box{X0: 0, Y0: 0, X1: 0.5, Y1: 1}, 100, 100, 10)
+	edge := featheredBox(core.Box{X0: 0, Y0: 0, X1: 0.5, Y1: 1}, 100, 100, 10)
 	if got := edge.GrayAt(0, 99).Y; got != 255 {
 		t.Errorf("a box on the frame border is feathered there: %d", got)
 	}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"paliprompt/layouts"
+	"paliprompt/core"
 )
 
 // snapTolerance merges box edges closer than this fraction of the frame
@@ -34,7 +34,7 @@ type band struct {
 // not tile the canvas: every object must be a box (no segmentation mask)
 // whose edges fall on a grid of bands and cells.
 func (c *Composer) regionalMatrix(p *Plan, base string) *RegionalMatrix {
-	var boxes []layouts.Box
+	var boxes []core.Box
 	for _, r := range p.Regions[:len(p.Regions)-1] {
 		if r.Box == nil || r.hasMask {
 			return nil
@@ -56,14 +56,14 @@ func (c *Composer) regionalMatrix(p *Plan, base string) *RegionalMatrix {
 // tile splits the frame into bands along the primary axis (y for
 // rowsFirst) and cells along the other, so that each box is exactly one
 // cell; ok is false when the boxes do not allow it.
-func tile(boxes []layouts.Box, rowsFirst bool) ([]band, bool) {
-	prim := func(b layouts.Box) (float64, float64) {
+func tile(boxes []core.Box, rowsFirst bool) ([]band, bool) {
+	prim := func(b core.Box) (float64, float64) {
 		if rowsFirst {
 			return b.Y0, b.Y1
 		}
 		return b.X0, b.X1
 	}
-	sec := func(b layouts.Box) (float64, float64) {
+	sec := func(b core.Box) (float64, float64) {
 		if rowsFirst {
 			return b.X0, b.X1
 		}
@@ -84,7 +84,7 @@ func tile(boxes []layouts.Box, rowsFirst bool) ([]band, bool) {
 		members[k] = append(members[k], i)
 	}
 	for k := range bands {
-		var inBand []layouts.Box
+		var inBand []core.Box
 		for _, i := range members[k] {
 			inBand = append(inBand, boxes[i])
 		}
@@ -112,7 +112,7 @@ func tile(boxes []layouts.Box, rowsFirst bool) ([]band, bool) {
 }
 
 // edges lists both edges of each box on one axis.
-func edges(boxes []layouts.Box, axis func(layouts.Box) (float64, float64)) []float64 {
+func edges(boxes []core.Box, axis func(core.Box) (float64, float64)) []float64 {
 	var out []float64
 	for _, b := range boxes {
 		a, z := axis(b)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"paliprompt/core"
 	"paliprompt/layouts"
 )
 
@@ -31,18 +32,18 @@ type OmostGlobal struct {
 // OmostLocal is Canvas.add_local_description's arguments, with the
 // object's exact placed box beside Omost's coarse names.
 type OmostLocal struct {
-	Location             string      `json:"location"`
-	Offset               string      `json:"offset"`
-	Area                 string      `json:"area"`
-	DistanceToViewer     float64     `json:"distance_to_viewer"`
-	Description          string      `json:"description"`
-	DetailedDescriptions []string    `json:"detailed_descriptions"`
-	Tags                 string      `json:"tags"`
-	Atmosphere           string      `json:"atmosphere"`
-	Style                string      `json:"style"`
-	QualityMeta          string      `json:"quality_meta"`
-	Color                string      `json:"HTML_web_color_name"`
-	Box                  layouts.Box `json:"box"`
+	Location             string   `json:"location"`
+	Offset               string   `json:"offset"`
+	Area                 string   `json:"area"`
+	DistanceToViewer     float64  `json:"distance_to_viewer"`
+	Description          string   `json:"description"`
+	DetailedDescriptions []string `json:"detailed_descriptions"`
+	Tags                 string   `json:"tags"`
+	Atmosphere           string   `json:"atmosphere"`
+	Style                string   `json:"style"`
+	QualityMeta          string   `json:"quality_meta"`
+	Color                string   `json:"HTML_web_color_name"`
+	Box                  core.Box `json:"box"`
 }
 
 const omostColor = "gray"

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"paliprompt/core"
+
 	"paliprompt/layouts"
 )
 
@@ -67,7 +69,7 @@ type Region struct {
 	Tokens int     `json:"tokens"`
 	Weight float64 `json:"weight"`
 	// Box is the object's placed box (normalized); nil for the background.
-	Box *layouts.Box `json:"box,omitempty"`
+	Box *core.Box `json:"box,omitempty"`
 	// Coverage is the mean of the mask: the share of the canvas.
 	Coverage float64 `json:"coverage"`
 	// MaskFile is the name the consumer formats use for Mask.
@@ -117,10 +119,10 @@ func (c *Composer) Config() Config { return c.cfg }
 // it cannot honour (errors wrap ErrBadRequest) or an invalid layout.
 func (c *Composer) Compose(l layouts.Layout, req Request) (Plan, error) {
 	if l.Width <= 0 || l.Height <= 0 {
-		return Plan{}, fmt.Errorf("%w: layout has no image size (%dx%d)", ErrBadRequest, l.Width, l.Height)
+		return Plan{}, core.Errorf(core.ErrBadRequest, "layout has no image size (%dx%d)", l.Width, l.Height)
 	}
 	if req.Steps < 0 || req.Steps > 1000 || math.IsNaN(req.CFG) || req.CFG < 0 || req.CFG > 100 || (req.Seed != nil && *req.Seed < 0) {
-		return Plan{}, fmt.Errorf("%w: steps must be in 1..1000, cfg in 0..100 and seed >= 0", ErrBadRequest)
+		return Plan{}, core.Errorf(core.ErrBadRequest, "steps must be in 1..1000, cfg in 0..100 and seed >= 0")
 	}
 	b, err := c.chooseBucket(l.Width, l.Height, req)
 	if err != nil {
@@ -200,7 +202,7 @@ func (c *Composer) buildRegions(p *Plan, l layouts.Layout, id string) error {
 	for i := range p.Regions {
 		r := &p.Regions[i]
 		r.Tokens = c.tokens(r.Prompt)
-		r.Coverage = round4(coverage(r.image))
+		r.Coverage = core.Round(coverage(r.image), 4)
 		r.MaskFile = maskFileName(c.cfg.MaskPrefix, id, fmt.Sprintf("%02d-%s", i, slug(r.Label)))
 		if r.Coverage == 0 {
 			p.Notes = append(p.Notes, fmt.Sprintf("region %d (%s) has an empty mask: nearer objects cover it", i, r.Label))
@@ -244,14 +246,35 @@ func (c *Composer) comfyRun(p *Plan, req Request) comfyRun {
 	return r
 }
 
-// MaskFiles lists the file names of every mask in the plan, in order:
-// the regions', then the Regional Prompter colour mask.
-func (p Plan) MaskFiles() []string {
-	var out []string
-	for _, r := range p.Regions {
-		out = append(out, r.MaskFile)
+// File is one PNG of the plan that a consumer format names: its file
+// name, and the plan's field that holds its bytes (so that a caller can
+// move the bytes elsewhere, as the plugin's reply does).
+type File struct {
+	Name string
+	PNG  *[]byte
+}
+
+// Files lists every PNG of the plan, in order: the regions' masks, then
+// the Regional Prompter colour mask. It is the one list of them.
+func (p *Plan) Files() []File {
+	var out []File
+	for i := range p.Regions {
+		r := &p.Regions[i]
+		out = append(out, File{r.MaskFile, &r.Mask})
 	}
-	return append(out, p.RegionalPrompter.MaskFile)
+	if rp := &p.RegionalPrompter; rp.MaskFile != "" {
+		out = append(out, File{rp.MaskFile, &rp.Mask})
+	}
+	return out
+}
+
+// MaskFiles lists the file names of Files.
+func (p *Plan) MaskFiles() []string {
+	var out []string
+	for _, f := range p.Files() {
+		out = append(out, f.Name)
+	}
+	return out
 }
 
 // Canvas returns the plan's canvas for layouts' preview.
@@ -290,5 +313,3 @@ func slug(s string) string {
 	}
 	return strings.Trim(b.String(), "-")
 }
-
-func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }

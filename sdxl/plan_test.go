@@ -7,12 +7,11 @@ import (
 	"flag"
 	"image"
 	"image/png"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 	"paliprompt/layouts"
 	"paliprompt/layouts/layoutstest"
 )
@@ -23,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // coverage; the previews show them).
 var planScenes = []struct {
 	name  string
-	res   func() grounding.Result
+	res   func() core.Result
 	place string
 	req   Request
 }{
@@ -91,18 +90,18 @@ func TestComposeErrors(t *testing.T) {
 	l := layoutOf(t, livingRoom(), "")
 	bad := int64(-1)
 	for _, req := range []Request{{Width: 1000, Height: 1001}, {Height: 1024}, {Steps: -1}, {CFG: 500}, {Seed: &bad}} {
-		if _, err := c.Compose(l, req); !errors.Is(err, ErrBadRequest) {
-			t.Errorf("%+v: %v, want ErrBadRequest", req, err)
+		if _, err := c.Compose(l, req); !errors.Is(err, core.ErrBadRequest) {
+			t.Errorf("%+v: %v, want core.ErrBadRequest", req, err)
 		}
 	}
-	if _, err := c.Compose(layouts.Layout{}, Request{}); !errors.Is(err, ErrBadRequest) {
+	if _, err := c.Compose(layouts.Layout{}, Request{}); !errors.Is(err, core.ErrBadRequest) {
 		t.Errorf("empty layout: %v", err)
 	}
 }
 
 func TestNoObjects(t *testing.T) {
 	c := newComposer(t, nil, nil)
-	p := compose(t, c, layoutOf(t, grounding.Result{Width: 640, Height: 480, Caption: "an empty beach"}, ""), Request{})
+	p := compose(t, c, layoutOf(t, core.Result{Width: 640, Height: 480, Caption: "an empty beach"}, ""), Request{})
 	if len(p.Regions) != 1 || p.Regions[0].Coverage != 1 || p.RegionalPrompter.Matrix != nil {
 		t.Fatalf("regions %+v", p.Regions)
 	}
@@ -137,40 +136,6 @@ func TestForgeCoupleAndOmost(t *testing.T) {
 	}
 	if p.Omost.Locals[0].Area != l.Objects[0].Omost.Area {
 		t.Errorf("omost area %q", p.Omost.Locals[0].Area)
-	}
-}
-
-// TestCLIPTokenizer composes with a real CLIP tokenizer.json through
-// grounding's tokenizer binding, when PALIPROMPT_CLIP_TOKENIZER names one
-// (e.g. an SDXL checkpoint's tokenizer/tokenizer.json): every chunk and
-// region fits a window by the real count, and the estimate is above it.
-func TestCLIPTokenizer(t *testing.T) {
-	path := os.Getenv("PALIPROMPT_CLIP_TOKENIZER")
-	if path == "" {
-		t.Skip("set PALIPROMPT_CLIP_TOKENIZER to a CLIP tokenizer.json to run")
-	}
-	counter, err := grounding.LoadTokenCounter(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer counter.Close()
-	c := newComposer(t, nil, counter)
-	long := strings.Repeat("intricate (ornate:1.2) baroque architecture, ", 12)
-	p := compose(t, c, layoutOf(t, tenObjects(), ""), Request{Positive: long})
-	if p.TokenCounter != "tokenizer" || len(p.PositiveChunks) < 2 {
-		t.Fatalf("counter %q, %d chunks", p.TokenCounter, len(p.PositiveChunks))
-	}
-	for i, ch := range append(p.PositiveChunks, p.NegativeChunks...) {
-		real, est := counter.CountTokens(plainText(ch)), (EstimateCounter{}).CountTokens(plainText(ch))
-		if real > WindowTokens || est < real {
-			t.Errorf("chunk %d: %d tokens (estimate %d): %q", i, real, est, ch)
-		}
-		t.Logf("chunk %d: %d tokens, estimate %d", i, real, est)
-	}
-	for _, r := range p.Regions {
-		if n := counter.CountTokens(plainText(r.Prompt)); n != r.Tokens || n > WindowTokens {
-			t.Errorf("region %d: %d tokens, plan says %d", r.Index, n, r.Tokens)
-		}
 	}
 }
 

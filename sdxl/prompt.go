@@ -178,7 +178,7 @@ func mentionsAny(text string, labels []string) bool {
 }
 
 // StylePrefixes are the PaliGemma prefixes of the style questions in a
-// language; the plugin adds them to grounding.Request.Prefixes.
+// language; the plugin adds them to the grounding request's prefixes.
 func (c *Composer) StylePrefixes(lang string) []string {
 	out := make([]string, 0, len(c.cfg.StyleQuestions))
 	for _, q := range c.cfg.StyleQuestions {

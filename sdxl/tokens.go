@@ -14,7 +14,8 @@ const WindowTokens = 75
 
 // TokenCounter counts the CLIP tokens of a text, without the start and
 // end tokens. The plugin passes one backed by a CLIP tokenizer.json
-// (grounding's daulet/tokenizers binding) when [sdxl] tokenizer is set.
+// (the model grounder's daulet/tokenizers binding) when [sdxl] tokenizer
+// is set.
 type TokenCounter interface {
 	CountTokens(text string) int
 }

@@ -16,14 +16,14 @@ import (
 	"sort"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 )
 
 // EllipseMask is a segmentation mask shaped like the ellipse inscribed in
 // a pixel box, with raw values -1..1 as the mask decoder gives.
-func EllipseMask(b grounding.Box) *grounding.Mask {
+func EllipseMask(b core.Box) *core.Mask {
 	r := image.Rect(int(b.X0), int(b.Y0), int(b.X1), int(b.Y1))
-	m := &grounding.Mask{Rect: r, Values: make([]float32, r.Dx()*r.Dy())}
+	m := &core.Mask{Rect: r, Values: make([]float32, r.Dx()*r.Dy())}
 	cx, cy := float64(r.Min.X+r.Max.X)/2, float64(r.Min.Y+r.Max.Y)/2
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		for x := r.Min.X; x < r.Max.X; x++ {
@@ -37,12 +37,12 @@ func EllipseMask(b grounding.Box) *grounding.Mask {
 }
 
 // Detection is a detected object with a pixel box.
-func Detection(label string, x0, y0, x1, y1 float64) grounding.Object {
-	return grounding.Object{Label: label, Box: grounding.Box{X0: x0, Y0: y0, X1: x1, Y1: y1}, Source: "detect"}
+func Detection(label string, x0, y0, x1, y1 float64) core.Object {
+	return core.Object{Label: label, Box: core.Box{X0: x0, Y0: y0, X1: x1, Y1: y1}, Source: "detect"}
 }
 
 // Segmentation is a segmented object: its box and an ellipse mask.
-func Segmentation(label string, x0, y0, x1, y1 float64) grounding.Object {
+func Segmentation(label string, x0, y0, x1, y1 float64) core.Object {
 	o := Detection(label, x0, y0, x1, y1)
 	o.Source, o.Mask = "segment", EllipseMask(o.Box)
 	return o
@@ -50,14 +50,14 @@ func Segmentation(label string, x0, y0, x1, y1 float64) grounding.Object {
 
 // LivingRoom is a 1280x960 scene: a segmented cat on a sofa, a lamp, and
 // the answer to one style question.
-func LivingRoom() grounding.Result {
-	return grounding.Result{
+func LivingRoom() core.Result {
+	return core.Result{
 		Width: 1280, Height: 960, Caption: "a black cat sitting on a red sofa in a living room",
-		Answers: []grounding.Answer{
+		Answers: []core.Answer{
 			{Prefix: "answer en what is the art style of this image?", Text: "photograph."},
 			{Prefix: "answer en what is the lighting in this image?", Text: "unanswerable"},
 		},
-		Objects: []grounding.Object{
+		Objects: []core.Object{
 			Segmentation("cat", 100, 150, 500, 450),
 			Detection("sofa", 50, 300, 1200, 900),
 			Detection("lamp", 1000, 50, 1200, 400),
@@ -68,7 +68,7 @@ func LivingRoom() grounding.Result {
 // SceneImage paints a stand-in reference photo: a gradient with a shape
 // in each object's box (its mask where it has one), larger ones first so
 // that smaller objects sit on top.
-func SceneImage(res grounding.Result) *image.RGBA {
+func SceneImage(res core.Result) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, res.Width, res.Height))
 	for y := 0; y < res.Height; y++ {
 		for x := 0; x < res.Width; x++ {
@@ -182,20 +182,20 @@ func far(a, b uint32) bool {
 // FuzzResult decodes fuzz bytes into a grounding result: a uint16 width
 // and height, then per object a label byte, four float32 box coordinates
 // (any bits: NaN, infinities, negative) and a mask flag.
-func FuzzResult(data []byte) grounding.Result {
+func FuzzResult(data []byte) core.Result {
 	if len(data) < 4 {
-		return grounding.Result{}
+		return core.Result{}
 	}
-	res := grounding.Result{Width: int(binary.LittleEndian.Uint16(data)) % 3000, Height: int(binary.LittleEndian.Uint16(data[2:])) % 3000}
+	res := core.Result{Width: int(binary.LittleEndian.Uint16(data)) % 3000, Height: int(binary.LittleEndian.Uint16(data[2:])) % 3000}
 	labels := []string{"cat", "dog", "Cat", "person", "a b", "", " ", "owl"}
 	for rest := data[4:]; len(rest) >= 18 && len(res.Objects) < 64; rest = rest[18:] {
 		f := func(i int) float64 { return float64(math.Float32frombits(binary.LittleEndian.Uint32(rest[1+4*i:]))) }
-		o := grounding.Object{Label: labels[int(rest[0])%len(labels)], Box: grounding.Box{X0: f(0), Y0: f(1), X1: f(2), Y1: f(3)}, Source: "detect"}
+		o := core.Object{Label: labels[int(rest[0])%len(labels)], Box: core.Box{X0: f(0), Y0: f(1), X1: f(2), Y1: f(3)}, Source: "detect"}
 		small := func(a, b float64) bool { return a > -1000 && b < 4000 && b-a > 0 && b-a < 400 }
 		if rest[17]%3 == 1 && small(o.Box.X0, o.Box.X1) && small(o.Box.Y0, o.Box.Y1) {
 			o.Mask = EllipseMask(o.Box)
 		} else if rest[17]%3 == 2 {
-			o.Mask = &grounding.Mask{Rect: image.Rect(0, 0, 3, 3), Values: make([]float32, int(rest[17])%12)}
+			o.Mask = &core.Mask{Rect: image.Rect(0, 0, 3, 3), Values: make([]float32, int(rest[17])%12)}
 		}
 		res.Objects = append(res.Objects, o)
 	}

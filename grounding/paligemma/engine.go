@@ -1,4 +1,4 @@
-package grounding
+package paligemma
 
 import (
 	"errors"
@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"paliprompt/core"
+	"paliprompt/grounding"
 
 	"paliprompt/grounding/internal/native"
 )
@@ -17,7 +20,7 @@ type engine struct {
 	rt                      *native.Runtime
 	vision, embeds, decoder *native.Session
 	tok                     *native.Tokenizer
-	prep                    *Preprocessor
+	prep                    *grounding.Preprocessor
 	// provider is what actually runs: "cpu" or "cuda:N".
 	provider string
 	// fallback says why CUDA was requested but CPU is used ("" otherwise).
@@ -36,40 +39,40 @@ type LoadProgress func(done, total int, step string)
 // openEngine loads a model folder: configs, tokenizer, then the three
 // sessions on the configured provider (falling back to CPU when CUDA cannot
 // be used).
-func openEngine(cfg ModelConfig, progress LoadProgress) (*engine, error) {
+func openEngine(cfg grounding.ModelConfig, progress LoadProgress) (*engine, error) {
 	if progress == nil {
 		progress = func(int, int, string) {}
 	}
 	const steps = 5
 	progress(0, steps, "configuration")
 	if cfg.Dir == "" {
-		return nil, fmt.Errorf("%w: no model folder configured (model.dir)", ErrUnavailable)
+		return nil, core.Errorf(core.ErrUnavailable, "no model folder configured (model.dir)")
 	}
 	for _, f := range []string{fileConfig, filePreprocess, fileTokenizer, fileVision, fileEmbed, fileDecoder} {
 		if _, err := os.Stat(filepath.Join(cfg.Dir, f)); err != nil {
-			return nil, fmt.Errorf("%w: model folder %s: missing %s", ErrUnavailable, cfg.Dir, f)
+			return nil, core.Errorf(core.ErrUnavailable, "model folder %s: missing %s", cfg.Dir, f)
 		}
 	}
 	spec, err := loadModelSpec(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 	}
 	e := &engine{spec: spec, provider: "cpu"}
-	if e.prep, err = LoadPreprocessor(filepath.Join(cfg.Dir, filePreprocess)); err != nil {
+	if e.prep, err = grounding.LoadPreprocessor(filepath.Join(cfg.Dir, filePreprocess)); err != nil {
 		return nil, err
 	}
 	if e.tok, err = native.LoadTokenizer(filepath.Join(cfg.Dir, fileTokenizer)); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 	}
 	if n := e.tok.VocabSize(); n > spec.vocab {
 		e.Close()
-		return nil, fmt.Errorf("%w: tokenizer %s has %d tokens, more than the model's vocabulary of %d (tokenizer from another model?)",
-			ErrUnavailable, e.tok.Path(), n, spec.vocab)
+		return nil, core.Errorf(core.ErrUnavailable, "tokenizer %s has %d tokens, more than the model's vocabulary of %d (tokenizer from another model?)",
+			e.tok.Path(), n, spec.vocab)
 	}
 	progress(1, steps, "ONNX Runtime")
 	if e.rt, err = native.LoadRuntime(cfg.OnnxRuntimeLibrary); err != nil {
 		e.Close()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 	}
 	sc := sessionConfig(cfg)
 	if sc.CUDA != nil && !e.rt.HasCUDA() {
@@ -89,7 +92,7 @@ func openEngine(cfg ModelConfig, progress LoadProgress) (*engine, error) {
 		e.provider = fmt.Sprintf("cuda:%d", sc.CUDA.DeviceID)
 		if e.kvMemory, err = native.CUDAMemory(sc.CUDA.DeviceID); err != nil {
 			e.Close()
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 		}
 	}
 	progress(steps, steps, "ready")
@@ -98,7 +101,7 @@ func openEngine(cfg ModelConfig, progress LoadProgress) (*engine, error) {
 
 // openSession loads one model file, retrying on CPU when CUDA fails (the
 // sessions already opened on CUDA stay there; the log says which).
-func (e *engine) openSession(cfg ModelConfig, file string, sc *native.SessionConfig) (*native.Session, error) {
+func (e *engine) openSession(cfg grounding.ModelConfig, file string, sc *native.SessionConfig) (*native.Session, error) {
 	path := filepath.Join(cfg.Dir, file)
 	c := *sc
 	c.OptimizedModelPath = optimizedPath(cfg, file, sc)
@@ -111,7 +114,7 @@ func (e *engine) openSession(cfg ModelConfig, file string, sc *native.SessionCon
 		return e.openSession(cfg, file, sc)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 	}
 	return s, nil
 }
@@ -122,7 +125,7 @@ func (e *engine) cpuFallback(sc *native.SessionConfig, why string) {
 	sc.CUDA = nil
 }
 
-func sessionConfig(cfg ModelConfig) native.SessionConfig {
+func sessionConfig(cfg grounding.ModelConfig) native.SessionConfig {
 	sc := native.SessionConfig{IntraOpThreads: cfg.IntraOpThreads, GraphOptimization: strings.ToLower(cfg.GraphOptimization)}
 	if strings.EqualFold(cfg.Provider, "cuda") {
 		sc.CUDA = &native.CUDAConfig{DeviceID: cfg.DeviceID, MemLimitMB: cfg.GPUMemLimitMB,
@@ -133,7 +136,7 @@ func sessionConfig(cfg ModelConfig) native.SessionConfig {
 
 // optimizedPath is where a session's optimized graph is cached, per
 // provider (optimizations differ between providers).
-func optimizedPath(cfg ModelConfig, file string, sc *native.SessionConfig) string {
+func optimizedPath(cfg grounding.ModelConfig, file string, sc *native.SessionConfig) string {
 	if cfg.OptimizedModelCache == "" {
 		return ""
 	}

@@ -1,7 +1,7 @@
-package grounding
+package paligemma
 
 import (
-	"fmt"
+	"paliprompt/core"
 
 	"paliprompt/grounding/internal/native"
 )
@@ -17,7 +17,7 @@ type TokenCounter struct {
 func LoadTokenCounter(tokenizerJSONPath string) (*TokenCounter, error) {
 	tok, err := native.LoadTokenizer(tokenizerJSONPath)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 	}
 	return &TokenCounter{tok: tok}, nil
 }

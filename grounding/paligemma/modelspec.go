@@ -1,4 +1,4 @@
-package grounding
+package paligemma
 
 import (
 	"encoding/json"

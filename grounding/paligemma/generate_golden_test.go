@@ -1,4 +1,4 @@
-package grounding
+package paligemma
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"paliprompt/grounding"
+	"paliprompt/grounding/groundingtest"
 )
 
 // generateGolden is testdata/goldens/generate/<model>.json (tools/make_goldens.py).
@@ -33,25 +36,17 @@ type generateCase struct {
 	TextSkipSpecial   string    `json:"text_skip_special"`
 }
 
-// goldenRGB returns a golden image as transformers saw it: JPEGs from the
-// PNG of PIL's decode (image/jpeg's IDCT differs by a level or two).
-func goldenRGB(t *testing.T, image string) *RGB {
+// goldenRGB returns a golden image as transformers saw it.
+func goldenRGB(t *testing.T, image string) *grounding.RGB {
 	t.Helper()
-	var pre preprocessGolden
-	readGolden(t, "preprocess.json", &pre)
-	for _, c := range pre.Images {
-		if c.Image == image && c.RGB != "" {
-			return decodeFile(t, fixturePath(c.RGB))
-		}
-	}
-	return decodeFile(t, fixturePath(image))
+	return decodeFile(t, groundingtest.GoldenImage(t, image))
 }
 
 func TestGenerateGolden(t *testing.T) {
 	for _, golden := range []string{"tiny-paligemma2", "tiny-paligemma1"} {
 		t.Run(golden, func(t *testing.T) {
 			var g generateGolden
-			readGolden(t, "generate/"+golden+".json", &g)
+			groundingtest.ReadGolden(t, "generate/"+golden+".json", &g)
 			for i, model := range g.Models {
 				name := filepath.Base(model)
 				t.Run(name, func(t *testing.T) {
@@ -107,7 +102,7 @@ func runGenerateCases(t *testing.T, e *engine, g generateGolden) {
 				t.Errorf("%s %q: first-step logit of %d is %v, want %v", c.Image, c.Prompt, id, first[0][id], c.FirstStepTopLogit[k])
 			}
 		}
-		g := &ModelGrounder{eng: e}
+		g := &Grounder{eng: e}
 		if got, want := g.decodeText(ids[0]), strings.TrimSpace(c.TextSkipSpecial); got != want {
 			t.Errorf("%s %q: text %q, want %q", c.Image, c.Prompt, got, want)
 		}

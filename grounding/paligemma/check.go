@@ -1,4 +1,4 @@
-package grounding
+package paligemma
 
 import (
 	"errors"
@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"paliprompt/core"
+	"paliprompt/grounding"
 
 	"paliprompt/grounding/internal/native"
 )
@@ -45,7 +48,7 @@ func (r Report) Err() error {
 	if len(bad) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(bad, "; "))
+	return core.Errorf(core.ErrUnavailable, "%s", strings.Join(bad, "; "))
 }
 
 // String renders the report, one "ok"/"FAIL" line per item.
@@ -65,7 +68,7 @@ func (r Report) String() string {
 // provider, tokenizer and special ids, and mask decoder, without running
 // the model. The provider line says what a grounder would actually use
 // (CPU when CUDA is requested but unavailable).
-func Check(cfg ModelConfig) Report {
+func Check(cfg grounding.ModelConfig) Report {
 	var r Report
 	add := func(name string, err error, detail string) {
 		if err != nil {
@@ -112,9 +115,10 @@ func Check(cfg ModelConfig) Report {
 			add("provider", nil, checkProvider(cfg, rt))
 		}
 	}
-	path := maskDecoderPath(cfg)
-	if d, err := LoadMaskDecoder(path); err == nil {
-		add("mask decoder", nil, fmt.Sprintf("%s, %d codes x %d", d.Path(), d.codes, d.dim))
+	path := cfg.MaskDecoderPath()
+	if d, err := grounding.LoadMaskDecoder(path); err == nil {
+		codes, dim := d.Codebook()
+		add("mask decoder", nil, fmt.Sprintf("%s, %d codes x %d", d.Path(), codes, dim))
 	} else if cfg.MaskDecoder == "" && errors.Is(err, os.ErrNotExist) {
 		add("mask decoder", nil, fmt.Sprintf("none (%s not found): segment requests will fail, detect works", path))
 	} else {
@@ -136,7 +140,7 @@ func fileSize(st os.FileInfo, dir, f string) int64 {
 
 // checkProvider opens the vision encoder on the configured provider to
 // see what really runs.
-func checkProvider(cfg ModelConfig, rt *native.Runtime) string {
+func checkProvider(cfg grounding.ModelConfig, rt *native.Runtime) string {
 	sc := sessionConfig(cfg)
 	if sc.CUDA == nil {
 		return "cpu"

@@ -1,4 +1,4 @@
-package grounding
+package paligemma
 
 import (
 	"context"
@@ -11,8 +11,14 @@ import (
 	"sync"
 	"testing"
 
+	"paliprompt/core"
+	"paliprompt/grounding"
+	"paliprompt/grounding/groundingtest"
 	"paliprompt/grounding/internal/native"
 )
+
+// generateTasks are the passes of the generate endpoint.
+var generateTasks = core.TaskNames(func(t core.Task) bool { return t.Generate })
 
 // The tiny test models of testdata/models (tools/tiny_models.py).
 const (
@@ -22,24 +28,24 @@ const (
 )
 
 // ortLibrary is the library `make setup` installs, from this package's folder.
-var ortLibrary = filepath.Join("..", ".deps", "onnxruntime", "libonnxruntime.so.1")
+var ortLibrary = filepath.Join(groundingtest.Root(), ".deps", "onnxruntime", "libonnxruntime.so.1")
 
 func tinyModelDir(t testing.TB, name string) string {
 	t.Helper()
-	dir := fixturePath("models/" + name)
+	dir := groundingtest.FixturePath("models/" + name)
 	if _, err := os.Stat(filepath.Join(dir, fileDecoder)); err != nil {
 		t.Skipf("test model %s not built (make fixtures): %v", name, err)
 	}
 	return dir
 }
 
-func tinyConfig(t testing.TB, name string) ModelConfig {
-	cfg := DefaultModelConfig()
+func tinyConfig(t testing.TB, name string) grounding.ModelConfig {
+	cfg := grounding.DefaultModelConfig()
 	cfg.Dir = tinyModelDir(t, name)
 	cfg.OnnxRuntimeLibrary = ortLibrary
 	cfg.IntraOpThreads = 1
 	if _, err := os.Stat(filepath.Join(cfg.Dir, "vae-oid.npz")); err != nil {
-		cfg.MaskDecoder = fixturePath("models/vae-oid-random.npz")
+		cfg.MaskDecoder = groundingtest.FixturePath("models/vae-oid-random.npz")
 	}
 	return cfg
 }
@@ -66,12 +72,25 @@ func tinyEngine(t testing.TB, name string) *engine {
 	return e
 }
 
-func goldenImage(t testing.TB, name string) *RGB {
+func goldenImage(t testing.TB, name string) *grounding.RGB {
 	t.Helper()
-	return decodeFile(t, fixturePath("images/"+name))
+	return decodeFile(t, groundingtest.FixturePath("images/"+name))
 }
 
-func features(t testing.TB, e *engine, img *RGB) []float32 {
+func decodeFile(t testing.TB, path string) *grounding.RGB {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := grounding.DecodeImage(data, grounding.DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return grounding.ToRGB(img)
+}
+
+func features(t testing.TB, e *engine, img *grounding.RGB) []float32 {
 	t.Helper()
 	f, err := e.imageFeatures(e.prep.PixelValues(img))
 	if err != nil {
@@ -155,8 +174,8 @@ func TestGenerateStopsOnCancel(t *testing.T) {
 
 func TestModelGrounderGround(t *testing.T) {
 	cfg := tinyConfig(t, tinyOwn)
-	cfg.MaxNewTokens = TaskTokens{Caption: 8, Detect: 24, Segment: 24, Other: 8}
-	g, err := NewModelGrounder(cfg, nil)
+	cfg.MaxNewTokens = map[string]int{"caption": 8, "detect": 24, "segment": 24, "other": 8}
+	g, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +184,7 @@ func TestModelGrounderGround(t *testing.T) {
 		t.Errorf("Describe() = %+v", info)
 	}
 	img := goldenImage(t, "scene_landscape.png")
-	res, err := g.Ground(context.Background(), Request{Image: img, Caption: true, Detect: true, Segment: true,
+	res, err := g.Ground(context.Background(), grounding.Request{Image: img, Tasks: generateTasks,
 		Prefixes: []string{"answer en what color is the sky?"}})
 	if err != nil {
 		t.Fatal(err)
@@ -182,8 +201,8 @@ func TestModelGrounderGround(t *testing.T) {
 			t.Errorf("no timing for %q in %v", s, res.Timings)
 		}
 	}
-	if _, err := g.Ground(context.Background(), Request{Width: 10, Height: 10, Caption: true}); !errors.Is(err, ErrBadRequest) {
-		t.Errorf("no image: error %v, want ErrBadRequest", err)
+	if _, err := g.Ground(context.Background(), grounding.Request{Width: 10, Height: 10, Tasks: []core.TaskName{core.TaskCaption}}); !errors.Is(err, core.ErrBadRequest) {
+		t.Errorf("no image: error %v, want core.ErrBadRequest", err)
 	}
 }
 
@@ -225,13 +244,13 @@ func TestModelGrounderErrors(t *testing.T) {
 	base := tinyConfig(t, tinyOwn)
 	for _, tc := range []struct {
 		name   string
-		change func(t *testing.T, dir string, cfg *ModelConfig)
+		change func(t *testing.T, dir string, cfg *grounding.ModelConfig)
 		want   string
 	}{
-		{"missing decoder", func(t *testing.T, dir string, cfg *ModelConfig) {
+		{"missing decoder", func(t *testing.T, dir string, cfg *grounding.ModelConfig) {
 			os.Remove(filepath.Join(dir, fileDecoder))
 		}, "missing onnx/decoder_model_merged.onnx"},
-		{"wrong tokenizer", func(t *testing.T, dir string, cfg *ModelConfig) {
+		{"wrong tokenizer", func(t *testing.T, dir string, cfg *grounding.ModelConfig) {
 			// Another model's tokenizer: <image> has another id.
 			spec, err := loadModelSpec(dir)
 			if err != nil {
@@ -241,26 +260,26 @@ func TestModelGrounderErrors(t *testing.T) {
 			editFile(t, path, fmt.Sprintf(`{"id":%d,"content":"<image>"`, spec.image), fmt.Sprintf(`{"id":%d,"content":"<image>"`, other))
 			editFile(t, path, fmt.Sprintf(`"<image>":%d`, spec.image), fmt.Sprintf(`"<image>":%d`, other))
 		}, "but config.json says"},
-		{"mismatched shapes", func(t *testing.T, dir string, cfg *ModelConfig) {
+		{"mismatched shapes", func(t *testing.T, dir string, cfg *grounding.ModelConfig) {
 			spec, err := loadModelSpec(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
 			editFile(t, filepath.Join(dir, fileConfig), fmt.Sprintf(`"num_hidden_layers": %d`, spec.layers), `"num_hidden_layers": 99`)
 		}, "past_key_values inputs, config says 99 layers"},
-		{"missing mask decoder", func(t *testing.T, dir string, cfg *ModelConfig) {
+		{"missing mask decoder", func(t *testing.T, dir string, cfg *grounding.ModelConfig) {
 			cfg.MaskDecoder = filepath.Join(dir, "nope.npz")
 		}, "nope.npz"},
-		{"bad config", func(t *testing.T, dir string, cfg *ModelConfig) {
+		{"bad config", func(t *testing.T, dir string, cfg *grounding.ModelConfig) {
 			cfg.Provider = "tpu"
-		}, `model.provider is "tpu"`},
+		}, `model.provider: "tpu" is not allowed`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyModel(t, base.Dir)
 			cfg := base
 			cfg.Dir = dir
 			tc.change(t, dir, &cfg)
-			g, err := NewModelGrounder(cfg, nil)
+			g, err := New(cfg, nil)
 			if err == nil {
 				g.Close()
 				t.Fatal("no error")
@@ -277,14 +296,14 @@ func TestSegmentWithoutMaskDecoder(t *testing.T) {
 	dir := copyModel(t, cfg.Dir)
 	os.Remove(filepath.Join(dir, "vae-oid.npz"))
 	cfg.Dir, cfg.MaskDecoder = dir, ""
-	g, err := NewModelGrounder(cfg, nil)
+	g, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	_, err = g.Ground(context.Background(), Request{Image: goldenImage(t, "small_landscape.png"), Segment: true, Objects: []string{"cat"}})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "vae-oid.npz") {
-		t.Errorf("error %v, want ErrUnavailable naming vae-oid.npz", err)
+	_, err = g.Ground(context.Background(), grounding.Request{Image: goldenImage(t, "small_landscape.png"), Tasks: []core.TaskName{core.TaskSegment}, Args: core.PrefixArgs{Objects: []string{"cat"}}})
+	if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "vae-oid.npz") {
+		t.Errorf("error %v, want core.ErrUnavailable naming vae-oid.npz", err)
 	}
 }
 
@@ -293,7 +312,7 @@ func TestCUDAOnCPULibraryFallsBack(t *testing.T) {
 	// without its provider libraries: asking for CUDA must fall back.
 	cfg := tinyConfig(t, tinyOwn)
 	cfg.Provider = "cuda"
-	g, err := NewModelGrounder(cfg, nil)
+	g, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,13 +342,13 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	cfg.Dir = t.TempDir()
-	if r := Check(cfg); r.OK() || !errors.Is(r.Err(), ErrUnavailable) || !strings.Contains(r.Err().Error(), "config.json") {
+	if r := Check(cfg); r.OK() || !errors.Is(r.Err(), core.ErrUnavailable) || !strings.Contains(r.Err().Error(), "config.json") {
 		t.Errorf("empty folder passes or does not name config.json:\n%s", r)
 	}
 }
 
 func TestTokenCounter(t *testing.T) {
-	c, err := LoadTokenCounter(fixturePath("models/tiny-paligemma2/tokenizer.json"))
+	c, err := LoadTokenCounter(groundingtest.FixturePath("models/tiny-paligemma2/tokenizer.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +359,7 @@ func TestTokenCounter(t *testing.T) {
 	if a, b := c.CountTokens("a cat"), c.CountTokens("a cat on a red sofa"); a < 1 || b <= a {
 		t.Errorf("counts %d, %d: want positive and growing", a, b)
 	}
-	if _, err := LoadTokenCounter("missing.json"); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "missing.json") {
+	if _, err := LoadTokenCounter("missing.json"); !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("missing file: %v", err)
 	}
 }

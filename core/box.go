@@ -1,4 +1,4 @@
-package layouts
+package core
 
 import (
 	"encoding/json"
@@ -6,9 +6,10 @@ import (
 	"math"
 )
 
-// Box is an axis-aligned rectangle. In a Layout, boxes are normalized:
-// fractions of the frame, 0..1, X0 <= X1 and Y0 <= Y1. In JSON a box is
-// the array [x0, y0, x1, y1].
+// Box is an axis-aligned rectangle, X0 <= X1 and Y0 <= Y1 when valid. A
+// grounding result's boxes are in pixels of the reference image (Object.Box)
+// or fractions of its size (Object.BoxNorm); a layout's are normalized to
+// the frame, 0..1. In JSON a box is the array [x0, y0, x1, y1].
 type Box struct {
 	X0, Y0, X1, Y1 float64
 }
@@ -60,8 +61,8 @@ func (b Box) Scale(sx, sy float64) Box {
 // Mirror flips a normalized box horizontally.
 func (b Box) Mirror() Box { return Box{1 - b.X1, b.Y0, 1 - b.X0, b.Y1} }
 
-// finite reports whether every coordinate is a finite number.
-func (b Box) finite() bool {
+// Finite reports whether every coordinate is a finite number.
+func (b Box) Finite() bool {
 	for _, v := range [4]float64{b.X0, b.Y0, b.X1, b.Y1} {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return false
@@ -70,10 +71,10 @@ func (b Box) finite() bool {
 	return true
 }
 
-// normalizedProblem says why b is not a valid normalized box, or "".
-func (b Box) normalizedProblem() string {
+// NormalizedProblem says why b is not a valid normalized box, or "".
+func (b Box) NormalizedProblem() string {
 	switch {
-	case !b.finite():
+	case !b.Finite():
 		return "has a coordinate that is not a finite number"
 	case b.X0 < 0 || b.Y0 < 0 || b.X1 > 1 || b.Y1 > 1:
 		return "is outside 0..1"
@@ -107,37 +108,11 @@ func (b *Box) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
+func round4(v float64) float64 { return Round(v, 4) }
 
-// transform maps a box (and anything inside it, such as a mask) onto
-// another box: the point at fraction (fx, fy) of From lands at fraction
-// (fx, fy) of To, or (1-fx, fy) when Flip is set.
-type transform struct {
-	From, To Box
-	Flip     bool
-}
-
-// apply maps a point of the From frame to the To frame.
-func (t transform) apply(x, y float64) (float64, float64) {
-	fx := (x - t.From.X0) / t.From.W()
-	fy := (y - t.From.Y0) / t.From.H()
-	if t.Flip {
-		fx = 1 - fx
-	}
-	return t.To.X0 + fx*t.To.W(), t.To.Y0 + fy*t.To.H()
-}
-
-// invert maps a point of the To frame back to the From frame.
-func (t transform) invert(x, y float64) (float64, float64) {
-	fx := (x - t.To.X0) / t.To.W()
-	fy := (y - t.To.Y0) / t.To.H()
-	if t.Flip {
-		fx = 1 - fx
-	}
-	return t.From.X0 + fx*t.From.W(), t.From.Y0 + fy*t.From.H()
-}
-
-// scaleArea is the factor by which the transform scales areas.
-func (t transform) scaleArea() float64 {
-	return (t.To.W() * t.To.H()) / (t.From.W() * t.From.H())
+// Round rounds v to the given number of decimals: results read and diff
+// well, far below any precision that matters to a layout.
+func Round(v float64, decimals int) float64 {
+	scale := math.Pow10(decimals)
+	return math.Round(v*scale) / scale
 }
