@@ -52,7 +52,7 @@ type Task struct {
 var Tasks = []Task{
 	{Name: TaskCaption, Prefix: "caption {lang}", Generate: true, Endpoint: true, MaxNewTokens: 64},
 	{Name: TaskDescribe, Prefix: "describe {lang}"},
-	{Name: TaskOCR, Prefix: "ocr"},
+	{Name: TaskOCR, Prefix: "ocr", Endpoint: true},
 	{Name: TaskAnswer, Prefix: "answer {lang} {question}"},
 	{Name: TaskQuestion, Prefix: "question {lang} {answer_text}"},
 	// A segment object costs 4 + 16 tokens plus its label.

@@ -392,6 +392,67 @@ func TestLargePNGsGoToTheObjectStore(t *testing.T) {
 	}
 }
 
+// TestTaskEndpoints runs every single-task endpoint over NATS, with text
+// from a PaliGemma run elsewhere (text grounder) and with the tiny model:
+// the reply carries that task's output, and the model ran that task.
+func TestTaskEndpoints(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	fastStages(&cfg)
+	cfg.Model.Dir = "../testdata/models/tiny-paligemma2"
+	cfg.Model.MaskDecoder = ""
+	cfg.Model.MaxNewTokens = map[string]int{"other": 4}
+	deps := Deps{NewModel: func(m grounding.ModelConfig) (grounding.Grounder, error) { return paligemma.New(m, nil) }}
+	startPlugin(t, cfg, deps)
+	nc := connectClient(t, srv.ClientURL())
+	img := scenePNG(t, 64, 48)
+	tests := []struct {
+		task core.TaskName
+		args map[string]string // JSON field -> value; sent as headers too
+	}{
+		{core.TaskOCR, nil},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.task), func(t *testing.T) {
+			subject := "paliprompt.v1." + string(tt.task)
+			fields := map[string]any{"image_b64": b64(img), string(tt.task): "ready text"}
+			header := nats.Header{}
+			for k, v := range tt.args {
+				fields[k] = v
+				a, _ := lookupArg(k)
+				header.Set(a.Header, v)
+			}
+			r := decodeReply(t, request(t, nc, subject, jsonHeader, jsonBody(t, fields)))
+			if r.Task != Endpoint(tt.task) || r.Outputs[tt.task] != "ready text" || len(r.Outputs) != 1 || r.SDXL != nil {
+				t.Errorf("text reply %+v", r)
+			}
+			r = decodeReply(t, request(t, nc, subject, header, img))
+			_, ran := r.Outputs[tt.task]
+			if !ran || !hasStage(r, "generate "+string(tt.task)) || len(r.Objects) != 0 {
+				t.Errorf("model reply: outputs %q, timings %+v", r.Outputs, r.Timings)
+			}
+		})
+	}
+}
+
+func lookupArg(name string) (core.Arg, bool) {
+	for _, a := range core.Args {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return core.Arg{}, false
+}
+
+func hasStage(r Reply, stage string) bool {
+	for _, tm := range r.Timings {
+		if tm.Stage == stage {
+			return true
+		}
+	}
+	return false
+}
+
 // TestModelGrounderOverNATS serves a raw image with the real model
 // grounder (PaliGemma on ONNX Runtime) on the tiny random-weight test
 // model: the wiring from request to model and back, not the model's
