@@ -53,7 +53,7 @@ var Tasks = []Task{
 	{Name: TaskCaption, Prefix: "caption {lang}", Generate: true, Endpoint: true, MaxNewTokens: 64},
 	{Name: TaskDescribe, Prefix: "describe {lang}"},
 	{Name: TaskOCR, Prefix: "ocr", Endpoint: true},
-	{Name: TaskAnswer, Prefix: "answer {lang} {question}"},
+	{Name: TaskAnswer, Prefix: "answer {lang} {question}", Endpoint: true},
 	{Name: TaskQuestion, Prefix: "question {lang} {answer_text}"},
 	// A segment object costs 4 + 16 tokens plus its label.
 	{Name: TaskDetect, Prefix: "detect {objects}", Objects: true, Generate: true, Endpoint: true, MaxNewTokens: 128},

@@ -49,6 +49,8 @@ check "placement header" bash -c "nats req paliprompt.v1.layout --force-stdin --
 check "raw image, headers (503 without a model)" bash -c "nats req paliprompt.v1.generate --force-stdin --no-templates \
   -H 'Paliprompt-Objects:red circle ; blue square' -H Paliprompt-Id:raw-1 --timeout 60s < examples/images/two-shapes.png 2>&1 \
   | grep -Eq 'Nats-Service-Error-Code: 503|\"schema\":\"paliprompt.v1\",\"id\":\"raw-1\",\"task\"'"
+check "answer needs a question: 400" bash -c "nats req paliprompt.v1.answer --force-stdin --no-templates --timeout 60s \
+  < examples/images/two-shapes.png 2>&1 | grep -q 'Nats-Service-Error-Code: 400'"
 check "not an image: 415" bash -c "echo 'not an image' | nats req paliprompt.v1.generate --force-stdin --no-templates 2>&1 | grep -q 'Nats-Service-Error-Code: 415'"
 
 # Object store

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -411,6 +412,7 @@ func TestTaskEndpoints(t *testing.T) {
 		args map[string]string // JSON field -> value; sent as headers too
 	}{
 		{core.TaskOCR, nil},
+		{core.TaskAnswer, map[string]string{"question": "what colour is the square?"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.task), func(t *testing.T) {
@@ -451,6 +453,56 @@ func hasStage(r Reply, stage string) bool {
 		}
 	}
 	return false
+}
+
+// TestAnswerNeedsAQuestion: an answer request without a question is a
+// 400 that says where to put one; the question reaches the grounder.
+func TestAnswerNeedsAQuestion(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	rec := &requestRecorder{}
+	deps := Deps{}
+	withModel(&cfg, &deps, rec)
+	startPlugin(t, cfg, deps)
+	nc := connectClient(t, srv.ClientURL())
+	img := scenePNG(t, 32, 32)
+	code, desc := errorOf(request(t, nc, "paliprompt.v1.answer", nil, img))
+	if code != 400 || !strings.Contains(desc, "Paliprompt-Question") || !strings.Contains(desc, `"question"`) {
+		t.Errorf("no question: %d %q", code, desc)
+	}
+	for _, m := range []struct {
+		header nats.Header
+		body   []byte
+	}{
+		{nats.Header{core.ArgQuestion.Header: {"what is <eos> this?\nnothing"}}, img},
+		{jsonHeader, jsonBody(t, map[string]any{"image_b64": b64(img), "question": "what is <eos> this?\nnothing"})},
+	} {
+		decodeReply(t, request(t, nc, "paliprompt.v1.answer", m.header, m.body))
+		got := rec.last()
+		if !reflect.DeepEqual(got.Tasks, []core.TaskName{core.TaskAnswer}) || got.Args.Text["question"] != "what is eos this? nothing" {
+			t.Errorf("grounding request %+v", got)
+		}
+	}
+}
+
+// requestRecorder is a model grounder that keeps the requests it gets.
+type requestRecorder struct {
+	mu   sync.Mutex
+	reqs []grounding.Request
+}
+
+func (r *requestRecorder) Ground(_ context.Context, req grounding.Request) (core.Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, req)
+	b := req.Image.Bounds()
+	return core.Result{Width: b.Dx(), Height: b.Dy()}, nil
+}
+
+func (r *requestRecorder) last() grounding.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reqs[len(r.reqs)-1]
 }
 
 // TestModelGrounderOverNATS serves a raw image with the real model
