@@ -12,7 +12,7 @@ export CGO_CFLAGS := -I$(DEPS)/onnxruntime/include
 VENV := $(CURDIR)/.venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup build test demo quality bench fuzz venv fixtures clean
+.PHONY: setup build test test-short lint demo quality bench fuzz venv fixtures clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,9 +20,22 @@ setup:
 build: setup
 	go build -o bin/paliprompt .
 
-test: setup
-	go vet ./...
+# Everything: lint, then every test (the demo model's quality bar and the
+# slow integration tests included). What CI runs (.ci/run).
+test: setup lint
 	go test ./...
+
+# The fast loop: the slow tests skip under -short.
+test-short: setup
+	go test -short ./...
+
+# gofmt, go vet, staticcheck, and go.mod/go.sum as go mod tidy leaves them.
+lint: setup
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -w these files:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	$(DEPS)/bin/staticcheck ./...
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 demo: build
 	./bin/paliprompt demo -out out/demo

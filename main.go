@@ -185,7 +185,7 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if c.fs.NArg() == 0 {
-		return errors.New("no files: paliprompt run [-out DIR] FILE...")
+		return errors.New("no files: give image or JSON request files (paliprompt run [-out DIR] FILE...)")
 	}
 	if *task != "" && !slices.Contains(plugin.Endpoints(), plugin.Endpoint(*task)) {
 		return fmt.Errorf("-task %q: use one of %v", *task, plugin.Endpoints())

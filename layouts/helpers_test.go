@@ -8,7 +8,6 @@ import (
 )
 
 var (
-	ellipseMask  = layoutstest.EllipseMask
 	detection    = layoutstest.Detection
 	segmentation = layoutstest.Segmentation
 	livingRoom   = layoutstest.LivingRoom

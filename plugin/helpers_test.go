@@ -11,7 +11,6 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -322,16 +321,6 @@ func (g *gate) Describe() grounding.Info {
 func withModel(cfg *Config, deps *Deps, m grounding.Grounder) {
 	cfg.Model.Dir = "test-model"
 	deps.NewModel = func(grounding.ModelConfig) (grounding.Grounder, error) { return m, nil }
-}
-
-// readAll drains a reader for tests.
-func readAll(t testing.TB, r io.Reader) []byte {
-	t.Helper()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -11,11 +11,13 @@
 #                                            for the project's own small cgo layer
 #   .deps/tokenizers/libtokenizers.a        built with cargo from the source of
 #                                            the Go module github.com/daulet/tokenizers
+#   .deps/bin/staticcheck                    honnef.co/go/tools, for make lint
 set -euo pipefail
 
 ORT_VERSION=1.24.3
 ORT_GO_VERSION=v1.27.0
 TOKENIZERS_VERSION=v1.22.1
+STATICCHECK_VERSION=v0.8.2
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 deps="$root/.deps"
@@ -86,7 +88,20 @@ install_tokenizers() {
   rm -rf "$deps/tokenizers-src"
 }
 
+install_staticcheck() {
+  local bin="$deps/bin"
+  if [ -x "$bin/staticcheck" ] && [ "$(cat "$bin/staticcheck.VERSION" 2>/dev/null)" = "$STATICCHECK_VERSION" ]; then
+    return 0
+  fi
+  need go "install Go (https://go.dev/dl)"
+  echo "setup: building staticcheck $STATICCHECK_VERSION (for make lint)"
+  mkdir -p "$bin"
+  (cd "$root" && GOBIN="$bin" GOFLAGS=-mod=mod go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION")
+  echo "$STATICCHECK_VERSION" >"$bin/staticcheck.VERSION"
+}
+
 install_onnxruntime
 install_ort_headers
 install_tokenizers
+install_staticcheck
 echo "setup: native dependencies ready in .deps/"

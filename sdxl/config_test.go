@@ -90,7 +90,7 @@ func TestForcedSize(t *testing.T) {
 	}
 	for _, req := range []Request{{Width: 1000}, {Width: 1001, Height: 1000}, {Width: 64, Height: 64}, {Width: 9000, Height: 1024}} {
 		_, err := c.chooseBucket(1280, 960, req)
-		if !errors.Is(err, core.ErrBadRequest) || !errors.Is(err, core.ErrBadRequest) {
+		if !errors.Is(err, core.ErrBadRequest) {
 			t.Errorf("%+v: %v, want core.ErrBadRequest", req, err)
 		}
 	}

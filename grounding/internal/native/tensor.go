@@ -73,15 +73,6 @@ func (t *Tensor) Close() {
 	}
 }
 
-// ortValuePointer returns the C OrtValue of an onnxruntime_go value.
-// onnxruntime_go v1.27.0 keeps it unexported in ValueInternalData, a struct
-// whose only field is that pointer; go.mod pins the version and
-// TestTensorsAndBinding fails if the layout ever changes.
-func ortValuePointer(v ort.Value) unsafe.Pointer {
-	internals := v.GetInternals()
-	return *(*unsafe.Pointer)(unsafe.Pointer(internals))
-}
-
 // ioBindingPointer returns the C OrtIoBinding of an onnxruntime_go
 // IoBinding (v1.27.0: a struct whose only field is that pointer).
 func ioBindingPointer(b *ort.IoBinding) unsafe.Pointer {
