@@ -29,3 +29,20 @@ func TestCleanNames(t *testing.T) {
 		t.Errorf("CleanNames = %q, want %q", got, want)
 	}
 }
+
+func TestNameProblem(t *testing.T) {
+	for name, want := range map[string]string{
+		"red ball":              "",
+		"":                      "is empty",
+		strings.Repeat("a", 65): "is 65 bytes, limit is 64",
+		"cat;dog":               "may not contain",
+		"<loc0001>":             "may not contain",
+		"tab\there":             "may not contain",
+		strings.Repeat("é", 32): "",
+	} {
+		got := NameProblem(name)
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("NameProblem(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

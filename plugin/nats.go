@@ -2,7 +2,11 @@ package plugin
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // startEmbedded starts the embedded NATS server with JetStream, its store
@@ -146,16 +151,27 @@ func connect(ctx context.Context, url string, cfg NATSConfig, log *slog.Logger, 
 	}
 }
 
-// permanentConnectError: errors no retry can fix (bad credentials files,
-// TLS set-up), as opposed to a server that is not up yet.
+// permanentConnectError: errors no retry can fix (refused credentials,
+// unreadable credential files, TLS set-up), as opposed to a server that
+// is not up yet. Classified by the errors' types, never their text.
 func permanentConnectError(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"nats: authorization violation", "no such file", "tls:", "x509:", "nkey", "creds"} {
-		if strings.Contains(strings.ToLower(s), p) {
+	var (
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		path     *fs.PathError
+	)
+	for _, target := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired,
+		nats.ErrSecureConnRequired, nats.ErrSecureConnWanted, nats.ErrClientCertOrRootCAsRequired,
+		nkeys.ErrInvalidSeed, nkeys.ErrInvalidEncoding, nkeys.ErrInvalidPrefixByte} {
+		if errors.Is(err, target) {
 			return true
 		}
 	}
-	return false
+	return errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &unknown) ||
+		errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &path)
 }
 
 // redact hides passwords in URLs for logs.
