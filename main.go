@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -181,8 +182,16 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	task := c.fs.String("task", "", fmt.Sprintf("endpoint, one of %v (default: layout for JSON with width/height, else generate)", plugin.Endpoints()))
 	objects := c.fs.String("objects", "", `objects to detect and segment in image files, "cat ; dog"`)
 	lang := c.fs.String("lang", "", "language of captions (default en)")
+	profile := c.fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	if err := c.fs.Parse(args); err != nil {
 		return err
+	}
+	if *profile != "" {
+		stop, err := startCPUProfile(*profile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if c.fs.NArg() == 0 {
 		return errors.New("no files: give image or JSON request files (paliprompt run [-out DIR] FILE...)")
@@ -206,6 +215,22 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return p.RunFiles(ctx, c.fs.Args(), plugin.RunOptions{
 		Out: *out, Endpoint: plugin.Endpoint(*task), Objects: names, Lang: *lang, Progress: stderr,
 	}, stdout)
+}
+
+// startCPUProfile profiles the process until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
