@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
 	"log/slog"
 	"strings"
 	"time"
@@ -141,7 +140,7 @@ func (p *Pipeline) plan(reply *Reply, res core.Result, req Request, img image.Im
 		return fmt.Errorf("sdxl plan: %w", err)
 	}
 	planned := time.Now()
-	preview, err := pngBlob(p.planner.Preview(img, layout, plan.Canvas()), png.DefaultCompression)
+	preview, err := pngBlob(p.planner.Preview(img, layout, plan.Canvas()))
 	if err != nil {
 		return fmt.Errorf("encode preview: %w", err)
 	}

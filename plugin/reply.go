@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"image/png"
 	"maps"
 	"math"
 	"slices"
 	"time"
 
 	"paliprompt/core"
+	"paliprompt/internal/pngenc"
 	"paliprompt/layouts"
 	"paliprompt/sdxl"
 )
@@ -174,11 +174,11 @@ func boxArray(b core.Box) [4]float64 {
 }
 
 func replyMask(m *core.Mask) (*ReplyMask, error) {
-	binary, err := pngBlob(m.Binary(), png.BestCompression)
+	binary, err := pngBlob(m.Binary())
 	if err != nil {
 		return nil, err
 	}
-	soft, err := pngBlob(m.Gray(), png.BestCompression)
+	soft, err := pngBlob(m.Gray())
 	if err != nil {
 		return nil, err
 	}
@@ -187,13 +187,12 @@ func replyMask(m *core.Mask) (*ReplyMask, error) {
 }
 
 // pngBlob encodes an image as a PNG blob.
-func pngBlob(img image.Image, level png.CompressionLevel) (*Blob, error) {
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: level}
-	if err := enc.Encode(&buf, img); err != nil {
+func pngBlob(img image.Image) (*Blob, error) {
+	data, err := pngenc.Bytes(img)
+	if err != nil {
 		return nil, err
 	}
-	return &Blob{PNG: buf.Bytes(), Bytes: buf.Len()}, nil
+	return &Blob{PNG: data, Bytes: len(data)}, nil
 }
 
 func (r *Reply) addTiming(stage string, d time.Duration) {

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
+	"image"
+	"image/color"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"paliprompt/grounding"
@@ -67,7 +71,8 @@ func TestReplyGolden(t *testing.T) {
 	}
 }
 
-// compareTrees compares <id>.json and <id>/* in got with want.
+// compareTrees compares <id>.json and <id>/* in got with want: the JSON
+// byte for byte, the PNGs by their pixels (the encoder may change bytes).
 func compareTrees(t *testing.T, got, want, id string) {
 	t.Helper()
 	files := []string{id + ".json"}
@@ -88,10 +93,39 @@ func compareTrees(t *testing.T, got, want, id string) {
 		if err != nil {
 			t.Fatalf("golden %s: %v (run with -update)", f, err)
 		}
+		if strings.HasSuffix(f, ".png") {
+			if problem := pixelProblem(g, w); problem != "" {
+				t.Errorf("%s differs from testdata/golden/%s: %s", f, f, problem)
+			}
+			continue
+		}
 		if !bytes.Equal(g, w) {
 			t.Errorf("%s differs from testdata/golden/%s:\n%s", f, f, g)
 		}
 	}
+}
+
+// pixelProblem says how two PNGs' pixels differ, or "".
+func pixelProblem(got, want []byte) string {
+	g, _, err := image.Decode(bytes.NewReader(got))
+	if err != nil {
+		return err.Error()
+	}
+	w, _, err := image.Decode(bytes.NewReader(want))
+	if err != nil {
+		return err.Error()
+	}
+	if g.Bounds() != w.Bounds() {
+		return fmt.Sprintf("bounds %v, golden %v", g.Bounds(), w.Bounds())
+	}
+	for y := w.Bounds().Min.Y; y < w.Bounds().Max.Y; y++ {
+		for x := w.Bounds().Min.X; x < w.Bounds().Max.X; x++ {
+			if a, b := color.NRGBA64Model.Convert(g.At(x, y)), color.NRGBA64Model.Convert(w.At(x, y)); a != b {
+				return fmt.Sprintf("pixel (%d, %d) is %v, golden %v", x, y, a, b)
+			}
+		}
+	}
+	return ""
 }
 
 // copyReplyFiles replaces <to>/<id>.json and <to>/<id>/ with from's.
