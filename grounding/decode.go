@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"image/gif"
-	"image/jpeg"
 	"image/png"
 	"io"
 	"unicode/utf8"
@@ -32,24 +31,48 @@ type DecodeOptions struct {
 	// viewer shows. Hugging Face does not do this; parity images carry no
 	// orientation.
 	ApplyEXIF bool
+	// FastMinSize, when set, lets a JPEG decode at 1/2, 1/4 or 1/8 of its
+	// size (libjpeg's DCT scaling, several times faster) as long as both
+	// sides stay at least this large. It is the opt-in fast mode: the
+	// pixels are no longer Pillow's, so the model sees a slightly
+	// different image. ImageInfo keeps the full size, and every box stays
+	// in its pixels.
+	FastMinSize image.Point
+}
+
+// ImageInfo describes a decoded image: its format and its size in pixels
+// (after the EXIF orientation, when applied). With FastMinSize the image
+// itself may be smaller than Width x Height.
+type ImageInfo struct {
+	Format        string
+	Width, Height int
 }
 
 // imageFormat is one format DecodeImage reads.
 type imageFormat struct {
-	name         string
-	magic        func([]byte) bool
-	decode       func(io.Reader) (image.Image, error)
-	decodeConfig func(io.Reader) (image.Config, error)
+	name   string
+	magic  func([]byte) bool
+	decode func(data []byte, scale int) (image.Image, error)
+	config func(data []byte) (image.Config, error)
 }
 
 // formats are the image types DecodeImage reads. They are matched by magic
 // bytes here rather than through image.RegisterFormat, so that no other
-// package's registrations change what the service accepts.
+// package's registrations change what the service accepts. Only JPEG
+// decodes at a scale.
 var formats = []imageFormat{
-	{"jpeg", hasPrefix("\xff\xd8\xff"), jpeg.Decode, jpeg.DecodeConfig},
-	{"png", hasPrefix("\x89PNG\r\n\x1a\n"), png.Decode, png.DecodeConfig},
-	{"gif", func(b []byte) bool { return hasPrefix("GIF87a")(b) || hasPrefix("GIF89a")(b) }, gif.Decode, gif.DecodeConfig},
-	{"webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" }, webp.Decode, webp.DecodeConfig},
+	{"jpeg", hasPrefix("\xff\xd8\xff"), decodeJPEG, jpegConfig},
+	{"png", hasPrefix("\x89PNG\r\n\x1a\n"), fullSize(png.Decode), configOf(png.DecodeConfig)},
+	{"gif", func(b []byte) bool { return hasPrefix("GIF87a")(b) || hasPrefix("GIF89a")(b) }, fullSize(gif.Decode), configOf(gif.DecodeConfig)},
+	{"webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" }, fullSize(webp.Decode), configOf(webp.DecodeConfig)},
+}
+
+func fullSize(decode func(io.Reader) (image.Image, error)) func([]byte, int) (image.Image, error) {
+	return func(data []byte, _ int) (image.Image, error) { return decode(bytes.NewReader(data)) }
+}
+
+func configOf(config func(io.Reader) (image.Config, error)) func([]byte) (image.Config, error) {
+	return func(data []byte) (image.Config, error) { return config(bytes.NewReader(data)) }
 }
 
 func hasPrefix(p string) func([]byte) bool {
@@ -57,7 +80,9 @@ func hasPrefix(p string) func([]byte) bool {
 }
 
 // DecodeImage decodes a JPEG, PNG (8 or 16 bit, palette, transparency),
-// WebP or GIF (first frame) image and returns it with its format name.
+// WebP or GIF (first frame) image and returns it with its format and size.
+// JPEGs decode with libjpeg-turbo as Pillow does (grounding/internal/jpeg;
+// image/jpeg in builds without cgo).
 //
 // Errors wrap ErrUnsupportedImage when the bytes are not one of these
 // formats (naming what they look like instead), and ErrBadImage when the
@@ -68,32 +93,52 @@ func hasPrefix(p string) func([]byte) bool {
 // way PIL does. When an EXIF orientation other than 1 is applied the image
 // comes back already converted by ToRGB (rotating first would need one
 // rotation per colour model; converting first gives the same pixels).
-func DecodeImage(data []byte, opts DecodeOptions) (image.Image, string, error) {
+func DecodeImage(data []byte, opts DecodeOptions) (image.Image, ImageInfo, error) {
 	f, err := sniffFormat(data)
 	if err != nil {
-		return nil, "", err
+		return nil, ImageInfo{}, err
 	}
-	cfg, err := f.decodeConfig(bytes.NewReader(data))
+	info := ImageInfo{Format: f.name}
+	cfg, err := f.config(data)
 	if err != nil {
-		return nil, f.name, core.Errorf(core.ErrBadImage, "corrupt %s header: %v", f.name, err)
+		return nil, info, core.Errorf(core.ErrBadImage, "corrupt %s header: %v", f.name, err)
 	}
 	if err := checkPixels(cfg.Width, cfg.Height, opts.MaxPixels); err != nil {
-		return nil, f.name, err
+		return nil, info, err
 	}
-	img, err := f.decode(bytes.NewReader(data))
+	info.Width, info.Height = cfg.Width, cfg.Height
+	img, err := f.decode(data, dctScale(cfg, opts.FastMinSize))
 	if err != nil {
-		return nil, f.name, core.Errorf(core.ErrBadImage, "truncated or corrupt %s: %v", f.name, err)
+		return nil, info, core.Errorf(core.ErrBadImage, "truncated or corrupt %s: %v", f.name, err)
 	}
 	if b := img.Bounds(); b.Empty() {
-		return nil, f.name, core.Errorf(core.ErrBadImage, "%s image is empty (%dx%d)", f.name, b.Dx(), b.Dy())
+		return nil, info, core.Errorf(core.ErrBadImage, "%s image is empty (%dx%d)", f.name, b.Dx(), b.Dy())
 	}
 	img = normalizeDecoded(f.name, img)
 	if opts.ApplyEXIF {
 		if o := exifOrientation(f.name, data); o > 1 {
 			img = orient(ToRGB(img), o)
+			if o >= 5 { // the orientations that turn the image a quarter
+				info.Width, info.Height = info.Height, info.Width
+			}
 		}
 	}
-	return img, f.name, nil
+	return img, info, nil
+}
+
+// dctScale is the largest JPEG scale (1, 2, 4, 8) that keeps both sides
+// at least min; 1 without a minimum.
+func dctScale(cfg image.Config, min image.Point) int {
+	if min.X <= 0 || min.Y <= 0 {
+		return 1
+	}
+	scale := 1
+	for s := 2; s <= 8; s *= 2 {
+		if cfg.Width/s >= min.X && cfg.Height/s >= min.Y {
+			scale = s
+		}
+	}
+	return scale
 }
 
 // normalizeDecoded converts what the generic colour conversion cannot

@@ -84,7 +84,7 @@ func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStore
 
 func (p *Pipeline) process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
 	start := time.Now()
-	img, format, err := p.loadImage(ctx, req, images)
+	img, info, err := p.loadImage(ctx, req, images)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := newReply(req.ID, req.Endpoint, format, res)
+	reply, err := newReply(req.ID, req.Endpoint, info.Format, res)
 	if err != nil {
 		return nil, err
 	}
@@ -176,28 +176,29 @@ func taskFields() []string {
 
 // loadImage fetches (for image_object) and decodes the request's image;
 // layout requests have none.
-func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSource) (image.Image, string, error) {
+func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSource) (image.Image, grounding.ImageInfo, error) {
+	var info grounding.ImageInfo
 	if req.Endpoint == EndpointLayout {
-		return nil, "", nil
+		return nil, info, nil
 	}
 	data := req.Image
 	if req.ImageObject != "" {
 		if images == nil {
-			return nil, "", core.Errorf(core.ErrUnavailable, "image_object needs the JetStream object store, which is not available here")
+			return nil, info, core.Errorf(core.ErrUnavailable, "image_object needs the JetStream object store, which is not available here")
 		}
 		var err error
 		if data, err = images.fetchImage(ctx, req.ImageObject, int64(p.cfg.Limits.MaxImageBytes)); err != nil {
-			return nil, "", err
+			return nil, info, err
 		}
 	}
-	img, format, err := grounding.DecodeImage(data, grounding.DecodeOptions{
+	img, info, err := grounding.DecodeImage(data, grounding.DecodeOptions{
 		MaxPixels: p.cfg.MaxPixels(),
 		ApplyEXIF: p.cfg.Model.ApplyEXIF,
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("decode image: %w", err)
+		return nil, info, fmt.Errorf("decode image: %w", err)
 	}
-	return img, format, nil
+	return img, info, nil
 }
 
 // groundingRequest asks the grounder for the tasks of the endpoint (with

@@ -12,6 +12,9 @@
 #   .deps/tokenizers/libtokenizers.a        built with cargo from the source of
 #                                            the Go module github.com/daulet/tokenizers
 #   .deps/bin/staticcheck                    honnef.co/go/tools, for make lint
+#   libjpeg-turbo (system, Debian's libjpeg62-turbo-dev)
+#                                            the JPEG decoder Pillow uses, for
+#                                            bit-exact and fast JPEG decoding
 set -euo pipefail
 
 ORT_VERSION=1.24.3
@@ -100,6 +103,23 @@ install_staticcheck() {
   echo "$STATICCHECK_VERSION" >"$bin/staticcheck.VERSION"
 }
 
+# libjpeg-turbo is a system library (Debian's package, as on CI machines);
+# installed with apt-get when its header is missing.
+install_libjpeg_turbo() {
+  if echo '#include <stdio.h>
+#include <jpeglib.h>' | cc -E -x c - >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "setup: installing libjpeg-turbo (Debian package libjpeg62-turbo-dev)"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if ! $sudo apt-get install -y -q libjpeg62-turbo-dev >/dev/null; then
+    echo "setup: could not install libjpeg62-turbo-dev; install libjpeg-turbo's development files (jpeglib.h, libjpeg.so) and rerun" >&2
+    exit 1
+  fi
+}
+
+install_libjpeg_turbo
 install_onnxruntime
 install_ort_headers
 install_tokenizers

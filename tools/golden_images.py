@@ -28,6 +28,7 @@ class GoldenImage:
     seed: int
     exercises: str
     noise: float = 4.0  # std of the Gaussian pixel noise; 0 keeps large PNGs small
+    jpeg: tuple = ()  # JPEG save options, as (name, value) pairs
 
 
 IMAGES = [
@@ -41,6 +42,15 @@ IMAGES = [
     GoldenImage("photo_420.jpg", 560, 420, 8, "RGB JPEG with 4:2:0 chroma subsampling"),
     GoldenImage("animated.gif", 200, 150, 9, "GIF, two frames (only the first is used)"),
     GoldenImage("lossless.webp", 360, 240, 10, "lossless WebP"),
+    # JPEG variants for the libjpeg-turbo decoder (appended: the generate
+    # goldens use the first seven images only).
+    GoldenImage("photo_444.jpg", 480, 320, 11, "RGB JPEG, 4:4:4", jpeg=(("quality", 90), ("subsampling", 0))),
+    GoldenImage("photo_422_odd.jpg", 333, 221, 12, "RGB JPEG, 4:2:2, odd size (partial MCUs)",
+                jpeg=(("quality", 80), ("subsampling", 1))),
+    GoldenImage("photo_progressive.jpg", 501, 377, 13, "progressive RGB JPEG, 4:2:0, odd size",
+                jpeg=(("quality", 80), ("subsampling", 2), ("progressive", True))),
+    GoldenImage("gray_restart.jpg", 350, 260, 14, "greyscale JPEG with restart markers",
+                jpeg=(("quality", 85), ("restart_marker_blocks", 5))),
 ]
 
 
@@ -104,7 +114,7 @@ def write_image(spec: GoldenImage, out_dir: Path) -> Path:
     """Draw one golden image and write it in its format under out_dir."""
     path = out_dir / spec.name
     scene = draw_scene(spec.width, spec.height, spec.seed, spec.noise)
-    if spec.name.startswith("gray"):
+    if spec.name.startswith("gray") and not spec.jpeg:
         scene.convert("L").save(path, optimize=False)
     elif spec.name.startswith("palette"):
         pal = scene.quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
@@ -112,6 +122,10 @@ def write_image(spec: GoldenImage, out_dir: Path) -> Path:
         # so compositing on white is exact in any implementation.
         counts = np.bincount(np.array(pal).ravel(), minlength=64)
         pal.save(path, transparency=int(np.argmax(counts)), optimize=False)
+    elif spec.jpeg and spec.name.startswith("gray"):
+        scene.convert("L").save(path, **dict(spec.jpeg))
+    elif spec.jpeg:
+        scene.save(path, **dict(spec.jpeg))
     elif spec.name.endswith(".jpg") and "cmyk" in spec.name:
         scene.convert("CMYK").save(path, quality=90, subsampling=0)
     elif spec.name.endswith(".jpg"):

@@ -27,6 +27,18 @@ def base_rgb():
     return img
 
 
+def photo_like(w, h):
+    """Smooth gradients, fine noise and hard edges: what JPEG decoders
+    disagree on."""
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255.0 / w, y * 255.0 / h, 128 + 100 * np.sin(x / 9.0 + y / 13.0)], -1)
+    img += rng.normal(0, 12, img.shape)
+    img[h // 4:h // 2, w // 5:w // 2] = [250, 30, 40]
+    img[h // 2:, 2 * w // 3:] = [20, 60, 230]
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
 def hf_rgb(im):
     """transformers' convert_to_rgb for a PIL image."""
     if "A" in im.getbands() or im.info.get("transparency") is not None:
@@ -71,6 +83,19 @@ def main():
     save("ycc420.jpg", encode(im, "JPEG", quality=90, subsampling=2))
     save("gray.jpg", encode(im.convert("L"), "JPEG", quality=90))
     save("cmyk.jpg", encode(im.convert("CMYK"), "JPEG", quality=90))
+    # libjpeg-turbo decoding cases: odd sizes (partial MCUs and the edges of
+    # fancy upsampling), progressive scans, restart markers, more
+    # quantisation (quality 75) on a photo-like image.
+    photo = photo_like(333, 217)
+    save("ycc420_odd.jpg", encode(photo, "JPEG", quality=75, subsampling=2))
+    save("ycc422_odd.jpg", encode(photo, "JPEG", quality=75, subsampling=1))
+    save("ycc444_odd.jpg", encode(photo, "JPEG", quality=75, subsampling=0))
+    save("progressive420.jpg", encode(photo, "JPEG", quality=75, subsampling=2, progressive=True))
+    save("progressive444.jpg", encode(photo, "JPEG", quality=90, subsampling=0, progressive=True))
+    save("restart_blocks.jpg", encode(photo, "JPEG", quality=75, subsampling=2, restart_marker_blocks=3))
+    save("restart_rows.jpg", encode(photo, "JPEG", quality=75, subsampling=1, restart_marker_rows=1))
+    save("gray_progressive.jpg", encode(photo.convert("L"), "JPEG", quality=75, progressive=True))
+    save("cmyk_odd.jpg", encode(photo.convert("CMYK"), "JPEG", quality=75))
     save("lossy.webp", encode(im, "WEBP", quality=90))
     save("lossy_alpha.webp", encode(rgba, "WEBP", quality=90))
     save("lossless.webp", encode(rgba, "WEBP", lossless=True))
