@@ -50,8 +50,69 @@ type Skipped struct {
 	Reason   string
 }
 
-// Timing is the wall time of one stage.
+// Timing is the wall time of one stage of a request. Parts, when
+// present, break the stage down: one after another, adding up to it (a
+// Stopwatch adds an "other" part for the rest), or, when Concurrent is
+// more than one, side by side on that many cores (each part its own wall
+// time, the stage the wall time of them all).
 type Timing struct {
-	Stage    string
-	Duration time.Duration
+	Stage      string
+	Duration   time.Duration
+	Parts      []Timing
+	Concurrent int
 }
+
+// Stopwatch times the consecutive stages of one request: each Lap ends
+// the running stage and starts the next, so the laps add up to the time
+// since the Stopwatch started. Not safe for concurrent use.
+type Stopwatch struct {
+	start, last time.Time
+	laps        []Timing
+}
+
+// NewStopwatch starts a stopwatch.
+func NewStopwatch() *Stopwatch {
+	now := time.Now()
+	return &Stopwatch{start: now, last: now}
+}
+
+// Lap ends the running stage, names it and returns its duration.
+func (s *Stopwatch) Lap(stage string) time.Duration {
+	return s.LapParts(stage, nil)
+}
+
+// LapParts ends the running stage with its breakdown: parts that ran one
+// after another, completed by an "other" part for the time they do not
+// cover (a stage's own work between its parts).
+func (s *Stopwatch) LapParts(stage string, parts []Timing) time.Duration {
+	now := time.Now()
+	t := Timing{Stage: stage, Duration: now.Sub(s.last), Parts: parts}
+	if len(parts) > 0 {
+		var covered time.Duration
+		for _, p := range parts {
+			covered += p.Duration
+		}
+		if rest := t.Duration - covered; rest > 0 {
+			t.Parts = append(t.Parts, Timing{Stage: "other", Duration: rest})
+		}
+	}
+	s.laps = append(s.laps, t)
+	s.last = now
+	return t.Duration
+}
+
+// LapConcurrent ends the running stage, whose parts ran side by side on
+// workers cores.
+func (s *Stopwatch) LapConcurrent(stage string, parts []Timing, workers int) time.Duration {
+	now := time.Now()
+	d := now.Sub(s.last)
+	s.laps = append(s.laps, Timing{Stage: stage, Duration: d, Parts: parts, Concurrent: workers})
+	s.last = now
+	return d
+}
+
+// Laps are the stages timed so far.
+func (s *Stopwatch) Laps() []Timing { return s.laps }
+
+// Elapsed is the time since the stopwatch started.
+func (s *Stopwatch) Elapsed() time.Duration { return time.Since(s.start) }

@@ -70,7 +70,6 @@ func BenchmarkLayoutRequests(b *testing.B) {
 	}
 }
 
-func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func errorOfMsg(m *nats.Msg, err error) (int, string) {
 	if err != nil {

@@ -81,32 +81,43 @@ func (o *objectStores) fetchImage(ctx context.Context, name string, max int64) (
 // into the results bucket. When the encoded reply is still over
 // maxPayload, every PNG moves to the bucket. It returns the encoded reply.
 func (o *objectStores) place(ctx context.Context, r *Reply, maxPayload int) ([]byte, error) {
-	if o != nil {
-		for _, b := range r.blobs() {
-			if int64(len(b.PNG)) > int64(o.cfg.InlineMaskBytes) {
-				if err := o.store(ctx, r.ID, b); err != nil {
-					return nil, err
-				}
-			}
-		}
+	if err := o.storeBlobs(ctx, r, func(b *Blob) bool { return int64(len(b.PNG)) > int64(o.cfg.InlineMaskBytes) }); err != nil {
+		return nil, err
 	}
 	data, err := r.encode()
 	if err != nil || len(data) <= maxPayload {
 		return data, err
 	}
 	if o != nil {
-		for _, b := range r.blobs() {
-			if b.PNG != nil {
-				if err := o.store(ctx, r.ID, b); err != nil {
-					return nil, err
-				}
-			}
+		if err := o.storeBlobs(ctx, r, func(b *Blob) bool { return b.PNG != nil }); err != nil {
+			return nil, err
 		}
 		if data, err = r.encode(); err != nil || len(data) <= maxPayload {
 			return data, err
 		}
 	}
 	return nil, fmt.Errorf("reply is %d bytes, over the max payload of %d bytes even with its PNGs in the object store", len(data), maxPayload)
+}
+
+// storeBlobs moves the blobs that move wants into the results bucket, a
+// stage of the request when there are any.
+func (o *objectStores) storeBlobs(ctx context.Context, r *Reply, move func(*Blob) bool) error {
+	if o == nil {
+		return nil
+	}
+	n := 0
+	for _, b := range r.blobs() {
+		if b.PNG != nil && move(b) {
+			if err := o.store(ctx, r.ID, b); err != nil {
+				return err
+			}
+			n++
+		}
+	}
+	if n > 0 && r.clock != nil {
+		r.clock.Lap(fmt.Sprintf("object store (%d uploads)", n))
+	}
+	return nil
 }
 
 // store moves one blob into the results bucket.

@@ -83,7 +83,7 @@ func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStore
 }
 
 func (p *Pipeline) process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
-	start := time.Now()
+	clock := core.NewStopwatch()
 	img, info, err := p.loadImage(ctx, req, images)
 	if err != nil {
 		return nil, err
@@ -92,14 +92,11 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	if err != nil {
 		return nil, err
 	}
-	decoded := time.Now()
+	clock.Lap("decode")
 	var res core.Result
-	var grounded time.Time
-	queued := time.Now()
 	err = p.queue.run(ctx, func() error {
-		queued = time.Now()
-		res, err = grounder.Ground(ctx, p.groundingRequest(req, img))
-		grounded = time.Now()
+		clock.Lap("queue")
+		res, err = grounder.Ground(ctx, p.groundingRequest(req, img, info))
 		if ctx.Err() != nil {
 			return fmt.Errorf("while grounding: %w", ctx.Err())
 		}
@@ -108,47 +105,40 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := newReply(req.ID, req.Endpoint, info.Format, res)
-	if err != nil {
-		return nil, err
-	}
-	reply.addTiming("decode", decoded.Sub(start))
-	reply.addTiming("queue", queued.Sub(decoded))
-	reply.addTiming("ground", grounded.Sub(queued))
+	clock.LapParts("ground", res.Timings)
+	reply := newReply(req.ID, req.Endpoint, info.Format, res)
+	reply.clock = clock
+	clock.Lap("reply objects")
 	if req.Endpoint.plans() {
 		if err := p.plan(reply, res, req, img); err != nil {
 			return nil, err
 		}
 	}
-	reply.addTiming("total", time.Since(start))
+	if err := reply.encodePNGs(); err != nil {
+		return nil, err
+	}
 	return reply, nil
 }
 
 // plan runs the stages after grounding: the layout, the SDXL plan and the
-// preview.
+// preview (their PNGs are encoded with the reply's).
 func (p *Pipeline) plan(reply *Reply, res core.Result, req Request, img image.Image) error {
-	start := time.Now()
 	layout, err := p.planner.Build(res, req.Place)
 	if err != nil {
 		return fmt.Errorf("layout: %w", err)
 	}
-	laidOut := time.Now()
+	reply.clock.Lap("layout")
 	sreq := req.SDXL
 	sreq.ID, sreq.Lang = req.ID, req.Args.Lang
 	plan, err := p.composer.Compose(layout, sreq)
 	if err != nil {
 		return fmt.Errorf("sdxl plan: %w", err)
 	}
-	planned := time.Now()
-	preview, err := pngBlob(p.planner.Preview(img, layout, plan.Canvas()))
-	if err != nil {
-		return fmt.Errorf("encode preview: %w", err)
-	}
-	reply.Layout, reply.Preview = &layout, preview
+	reply.clock.Lap("sdxl")
+	reply.Layout = &layout
+	reply.Preview = &Blob{img: p.planner.Preview(img, layout, plan.Canvas())}
 	reply.setPlan(plan) // names the blobs
-	reply.addTiming("layout", laidOut.Sub(start))
-	reply.addTiming("sdxl", planned.Sub(laidOut))
-	reply.addTiming("preview", time.Since(planned))
+	reply.clock.Lap("preview")
 	return nil
 }
 
@@ -205,8 +195,11 @@ func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSourc
 // the SDXL stage's style questions for generate). A text request's
 // outputs are cut to those tasks too, so that /caption returns a caption
 // and nothing else whatever the JSON carried.
-func (p *Pipeline) groundingRequest(req Request, img image.Image) grounding.Request {
+func (p *Pipeline) groundingRequest(req Request, img image.Image, info grounding.ImageInfo) grounding.Request {
 	g := grounding.Request{Image: img, Width: req.Width, Height: req.Height, Args: req.Args, Tasks: req.Endpoint.tasks()}
+	if img != nil {
+		g.Width, g.Height = info.Width, info.Height // the image may be decoded smaller (fast mode)
+	}
 	if len(req.Outputs) > 0 {
 		g.Outputs = core.Outputs{}
 		for _, t := range g.Tasks {

@@ -3,11 +3,14 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"paliprompt/core"
@@ -32,7 +35,6 @@ type Reply struct {
 	Answers []ReplyAnswer  `json:"answers,omitempty"`
 	Skipped []ReplySkipped `json:"skipped"`
 	Outputs core.Outputs   `json:"outputs"`
-	Timings []ReplyTiming  `json:"timings"`
 	// Layout, SDXL, Masks and Preview are filled by the layouts and sdxl
 	// stages (generate and layout requests only).
 	Layout *layouts.Layout `json:"layout,omitempty"`
@@ -44,6 +46,14 @@ type Reply struct {
 	// Preview is the layout preview PNG: the reference with its grid,
 	// boxes and masks beside the SDXL canvas with its regions.
 	Preview *Blob `json:"preview,omitempty"`
+	// Timings are the stages of the request, one after another, adding up
+	// to the last entry, "total" (from the image's decoding to the encoded
+	// reply). Last in the JSON: the reply's own encoding is a stage.
+	Timings []ReplyTiming `json:"timings,omitempty"`
+
+	// clock times the stages while the reply is built; nil in a reply
+	// decoded from JSON.
+	clock *core.Stopwatch
 }
 
 // ImageInfo describes the original image. Format is empty for layout
@@ -91,6 +101,8 @@ type Blob struct {
 	// name is the blob's file name inside the reply ("preview.png"), used
 	// for objects and files.
 	name string
+	// img is the image until encodePNGs turns it into PNG.
+	img image.Image
 }
 
 // ReplyAnswer is the output of a free-form prefix.
@@ -106,11 +118,29 @@ type ReplySkipped struct {
 	Reason   string        `json:"reason"`
 }
 
-// ReplyTiming is the wall time of one stage in milliseconds.
+// ReplyTiming is the wall time of one stage in milliseconds (core.Timing):
+// Parts break it down, one after another unless Concurrent says how many
+// ran side by side.
 type ReplyTiming struct {
-	Stage string  `json:"stage"`
-	MS    float64 `json:"ms"`
+	Stage      string        `json:"stage"`
+	MS         float64       `json:"ms"`
+	Parts      []ReplyTiming `json:"parts,omitempty"`
+	Concurrent int           `json:"concurrent,omitempty"`
 }
+
+func replyTimings(ts []core.Timing) []ReplyTiming {
+	out := []ReplyTiming{}
+	for _, t := range ts {
+		rt := ReplyTiming{Stage: t.Stage, MS: ms(t.Duration), Concurrent: t.Concurrent}
+		if len(t.Parts) > 0 {
+			rt.Parts = replyTimings(t.Parts)
+		}
+		out = append(out, rt)
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
 // ReplyError is the payload of a failure event.
 type ReplyError struct {
@@ -131,7 +161,8 @@ func newReplyError(id string, code int, desc string, deliveries uint64) ReplyErr
 }
 
 // newReply turns a grounding result into the reply's grounding fields.
-func newReply(id string, ep Endpoint, format string, res core.Result) (*Reply, error) {
+// Mask PNGs are encoded later, with the reply's other PNGs (encodePNGs).
+func newReply(id string, ep Endpoint, format string, res core.Result) *Reply {
 	r := &Reply{
 		Schema:  Schema,
 		ID:      id,
@@ -146,12 +177,10 @@ func newReply(id string, ep Endpoint, format string, res core.Result) (*Reply, e
 	maps.Copy(r.Outputs, res.Outputs)
 	for _, o := range res.Objects {
 		obj := ReplyObject{Label: o.Label, Box: boxArray(o.Box), BoxNorm: boxArray(o.BoxNorm), Source: o.Source}
-		if o.Mask != nil {
-			m, err := replyMask(o.Mask)
-			if err != nil {
-				return nil, fmt.Errorf("encode mask of %q: %w", o.Label, err)
-			}
-			obj.Mask = m
+		if m := o.Mask; m != nil {
+			r := m.Rect
+			obj.Mask = &ReplyMask{Rect: [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}, Area: m.Area(),
+				Binary: &Blob{img: m.Binary()}, Soft: &Blob{img: m.Gray()}}
 		}
 		r.Objects = append(r.Objects, obj)
 	}
@@ -161,11 +190,8 @@ func newReply(id string, ep Endpoint, format string, res core.Result) (*Reply, e
 	for _, s := range res.Skipped {
 		r.Skipped = append(r.Skipped, ReplySkipped{Task: s.Task, Fragment: s.Fragment, Reason: s.Reason})
 	}
-	for _, t := range res.Timings {
-		r.addTiming(t.Stage, t.Duration)
-	}
 	r.nameBlobs()
-	return r, nil
+	return r
 }
 
 // boxArray keeps six decimals: far below a pixel, and stable JSON.
@@ -173,30 +199,48 @@ func boxArray(b core.Box) [4]float64 {
 	return [4]float64{core.Round(b.X0, 6), core.Round(b.Y0, 6), core.Round(b.X1, 6), core.Round(b.Y1, 6)}
 }
 
-func replyMask(m *core.Mask) (*ReplyMask, error) {
-	binary, err := pngBlob(m.Binary())
-	if err != nil {
-		return nil, err
+// encodePNGs encodes every image of the reply to PNG, as many at a time
+// as there are cores (PNGs are most of a large image's work after the
+// model), and times it as one stage whose parts are the images.
+func (r *Reply) encodePNGs() error {
+	var todo []*Blob
+	for _, b := range r.blobs() {
+		if b.img != nil {
+			todo = append(todo, b)
+		}
 	}
-	soft, err := pngBlob(m.Gray())
-	if err != nil {
-		return nil, err
+	if len(todo) == 0 {
+		return nil
 	}
-	r := m.Rect
-	return &ReplyMask{Rect: [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}, Area: m.Area(), Binary: binary, Soft: soft}, nil
-}
-
-// pngBlob encodes an image as a PNG blob.
-func pngBlob(img image.Image) (*Blob, error) {
-	data, err := pngenc.Bytes(img)
-	if err != nil {
-		return nil, err
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	parts := make([]core.Timing, len(todo))
+	errs := make([]error, len(todo))
+	next := make(chan int, len(todo))
+	for i := range todo {
+		next <- i
 	}
-	return &Blob{PNG: data, Bytes: len(data)}, nil
-}
-
-func (r *Reply) addTiming(stage string, d time.Duration) {
-	r.Timings = append(r.Timings, ReplyTiming{Stage: stage, MS: math.Round(float64(d)/1e3) / 1e3})
+	close(next)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				start := time.Now()
+				b := todo[i]
+				if b.PNG, errs[i] = pngenc.Bytes(b.img); errs[i] == nil {
+					b.Bytes, b.img = len(b.PNG), nil
+				}
+				parts[i] = core.Timing{Stage: "png " + b.name, Duration: time.Since(start)}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("encode reply PNGs: %w", err)
+	}
+	if r.clock != nil {
+		r.clock.LapConcurrent(fmt.Sprintf("png (%d images)", len(todo)), parts, workers)
+	}
+	return nil
 }
 
 // blobs lists every PNG in the reply, for placing them inline, in the
@@ -245,17 +289,39 @@ func setName(b *Blob, name string) {
 func (r *Reply) setPlan(plan sdxl.Plan) {
 	r.Masks = map[string]*Blob{}
 	for _, f := range plan.Files() {
-		if *f.PNG != nil {
-			r.Masks[f.Name] = &Blob{PNG: *f.PNG, Bytes: len(*f.PNG)}
-			*f.PNG = nil
-		}
+		r.Masks[f.Name] = &Blob{img: f.Image}
+		*f.PNG = nil
 	}
 	r.SDXL = &plan
 	r.nameBlobs()
 }
 
-// encode marshals the reply.
+// encode marshals the reply. The encoding is itself a stage of the
+// request: the reply is marshalled without its timings, the time that
+// took is added to them, and they are appended as the JSON's last field,
+// with the total.
 func (r *Reply) encode() ([]byte, error) {
+	if r.clock == nil {
+		return r.marshal()
+	}
+	timings := r.Timings
+	r.Timings = nil
+	body, err := r.marshal()
+	r.Timings = timings
+	if err != nil {
+		return nil, err
+	}
+	r.clock.Lap("reply encoding")
+	r.Timings = append(replyTimings(r.clock.Laps()), ReplyTiming{Stage: "total", MS: ms(r.clock.Elapsed())})
+	tail, err := marshalJSON(r.Timings)
+	if err != nil {
+		return nil, fmt.Errorf("encode reply: %w", err)
+	}
+	out := append(bytes.TrimSuffix(body, []byte("}")), []byte(`,"timings":`)...)
+	return append(append(out, tail...), '}'), nil
+}
+
+func (r *Reply) marshal() ([]byte, error) {
 	data, err := marshalJSON(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode reply: %w", err)

@@ -169,7 +169,15 @@ func writeReplyFiles(dir string, r *Reply) error {
 			return err
 		}
 	}
-	return writeJSONFile(filepath.Join(dir, r.ID+".json"), r)
+	data, err := r.encode()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, data, "", "  "); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, r.ID+".json"), append(buf.Bytes(), '\n'), 0o644)
 }
 
 func writeJSONFile(path string, v any) error {

@@ -446,13 +446,19 @@ func lookupArg(name string) (core.Arg, bool) {
 	return core.Arg{}, false
 }
 
+// hasStage reports whether a stage (or a part of one) of the reply's
+// timings has this name.
 func hasStage(r Reply, stage string) bool {
-	for _, tm := range r.Timings {
-		if tm.Stage == stage {
-			return true
+	var find func(ts []ReplyTiming) bool
+	find = func(ts []ReplyTiming) bool {
+		for _, tm := range ts {
+			if tm.Stage == stage || find(tm.Parts) {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	return find(r.Timings)
 }
 
 // TestAnswerNeedsAQuestion: an answer request without a question is a

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"paliprompt/internal/pngenc"
 	"paliprompt/layouts"
 )
 
@@ -44,7 +45,7 @@ func BenchmarkPipeline(b *testing.B) {
 		regions, bg := c.resolveMasks(l.Objects, own, 1152, 896)
 		t3 := time.Now()
 		for _, m := range append(regions, bg) {
-			if _, err := encodePNG(m); err != nil {
+			if _, err := pngenc.Bytes(m); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"paliprompt/core"
-	"paliprompt/internal/pngenc"
 	"paliprompt/layouts"
 )
 
@@ -143,7 +142,3 @@ func coverage(m *image.Gray) float64 {
 	}
 	return float64(sum) / float64(255*len(m.Pix))
 }
-
-// encodePNG encodes a mask or colour mask as PNG (internal/pngenc: the
-// same pixels as image/png, several times faster).
-func encodePNG(img image.Image) ([]byte, error) { return pngenc.Bytes(img) }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"paliprompt/core"
+	"paliprompt/internal/pngenc"
 
 	"paliprompt/layouts"
 )
@@ -74,15 +75,16 @@ type Region struct {
 	Coverage float64 `json:"coverage"`
 	// MaskFile is the name the consumer formats use for Mask.
 	MaskFile string `json:"mask_file"`
-	// Mask is an 8-bit grey PNG at the canvas size, white where the
-	// region applies.
+	// Mask is the PNG of Image (8-bit grey at the canvas size, white where
+	// the region applies), when the caller has encoded Plan.Files (the
+	// plugin moves it to the reply's masks).
 	Mask []byte `json:"mask"`
 
 	image   *image.Gray
 	hasMask bool
 }
 
-// Image returns the region's mask as an image (the same pixels as Mask).
+// Image returns the region's mask.
 func (r Region) Image() *image.Gray { return r.image }
 
 // Composer turns layouts into plans. It holds its validated Config and
@@ -207,10 +209,6 @@ func (c *Composer) buildRegions(p *Plan, l layouts.Layout, id string) error {
 		if r.Coverage == 0 {
 			p.Notes = append(p.Notes, fmt.Sprintf("region %d (%s) has an empty mask: nearer objects cover it", i, r.Label))
 		}
-		var err error
-		if r.Mask, err = encodePNG(r.image); err != nil {
-			return err
-		}
 	}
 	p.depthOrder = seq(len(l.Objects))
 	sort.SliceStable(p.depthOrder, func(a, b int) bool { return l.Objects[p.depthOrder[a]].Depth < l.Objects[p.depthOrder[b]].Depth })
@@ -246,26 +244,40 @@ func (c *Composer) comfyRun(p *Plan, req Request) comfyRun {
 	return r
 }
 
-// File is one PNG of the plan that a consumer format names: its file
-// name, and the plan's field that holds its bytes (so that a caller can
-// move the bytes elsewhere, as the plugin's reply does).
+// File is one image of the plan that a consumer format names: its file
+// name, the image, and the plan's field for its PNG bytes. sdxl makes the
+// images; encoding them (PNGEncode, or the plugin's own encoder pool) is
+// the caller's, so that a caller asks only for what it sends.
 type File struct {
-	Name string
-	PNG  *[]byte
+	Name  string
+	Image image.Image
+	PNG   *[]byte
 }
 
-// Files lists every PNG of the plan, in order: the regions' masks, then
+// Files lists every image of the plan, in order: the regions' masks, then
 // the Regional Prompter colour mask. It is the one list of them.
 func (p *Plan) Files() []File {
 	var out []File
 	for i := range p.Regions {
 		r := &p.Regions[i]
-		out = append(out, File{r.MaskFile, &r.Mask})
+		out = append(out, File{r.MaskFile, r.image, &r.Mask})
 	}
-	if rp := &p.RegionalPrompter; rp.MaskFile != "" {
-		out = append(out, File{rp.MaskFile, &rp.Mask})
+	if rp := &p.RegionalPrompter; rp.MaskFile != "" && rp.image != nil {
+		out = append(out, File{rp.MaskFile, rp.image, &rp.Mask})
 	}
 	return out
+}
+
+// EncodeFiles encodes every file of the plan to PNG in place.
+func (p *Plan) EncodeFiles() error {
+	for _, f := range p.Files() {
+		data, err := pngenc.Bytes(f.Image)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		*f.PNG = data
+	}
+	return nil
 }
 
 // MaskFiles lists the file names of Files.

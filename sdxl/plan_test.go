@@ -1,12 +1,10 @@
 package sdxl
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"image"
-	"image/png"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,13 +64,9 @@ func checkMasks(t *testing.T, p Plan) {
 	t.Helper()
 	sum := make([]int, p.Width*p.Height)
 	for _, r := range p.Regions {
-		img, err := png.Decode(bytes.NewReader(r.Mask))
-		if err != nil {
-			t.Fatalf("region %d mask: %v", r.Index, err)
-		}
-		g, ok := img.(*image.Gray)
-		if !ok || g.Bounds() != image.Rect(0, 0, p.Width, p.Height) {
-			t.Fatalf("region %d mask is %T %v, want 8-bit grey %dx%d", r.Index, img, img.Bounds(), p.Width, p.Height)
+		g := r.Image()
+		if g == nil || g.Bounds() != image.Rect(0, 0, p.Width, p.Height) {
+			t.Fatalf("region %d mask is %v, want 8-bit grey %dx%d", r.Index, g, p.Width, p.Height)
 		}
 		for i, v := range g.Pix {
 			sum[i] += int(v)

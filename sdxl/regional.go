@@ -30,6 +30,7 @@ type RegionalPrompter struct {
 	Mask           []byte        `json:"mask"`
 	Colors         []RegionColor `json:"colors"`
 	Omitted        []string      `json:"omitted,omitempty"`
+	image          image.Image
 	// Matrix is the same plan in Matrix mode, present when the regions
 	// are rectangles that tile the canvas in rows or columns (boxes
 	// without segmentation masks, edges aligned within 3% of the frame).
@@ -145,10 +146,7 @@ func (c *Composer) regionalPrompter(p *Plan, base string, id string) (RegionalPr
 		rp.Colors = append(rp.Colors, RegionColor{Region: ri, Label: p.Regions[ri].Label, Color: hexColor(colors[k])})
 		prompts = append(prompts, p.Regions[ri].Prompt)
 	}
-	var err error
-	if rp.Mask, err = encodePNG(colorMask(owner, colorOf, included, w, h)); err != nil {
-		return RegionalPrompter{}, err
-	}
+	rp.image = colorMask(owner, colorOf, included, w, h)
 	rp.Prompt = base + " ADDBASE\n" + strings.Join(prompts, " BREAK\n")
 	rp.Matrix = c.regionalMatrix(p, base)
 	return rp, nil

@@ -1,9 +1,7 @@
 package sdxl
 
 import (
-	"bytes"
 	"image/color"
-	"image/png"
 	"strings"
 	"testing"
 )
@@ -23,10 +21,7 @@ func TestRegionalPrompterMask(t *testing.T) {
 	c := newComposer(t, nil, nil)
 	p := compose(t, c, layoutOf(t, livingRoom(), ""), Request{ID: "x"})
 	rp := p.RegionalPrompter
-	img, err := png.Decode(bytes.NewReader(rp.Mask))
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := rp.image
 	if img.Bounds().Dx() != p.Width || img.Bounds().Dy() != p.Height {
 		t.Fatalf("mask %v for a %dx%d canvas", img.Bounds(), p.Width, p.Height)
 	}

@@ -45,7 +45,7 @@ func BenchmarkStages(b *testing.B) {
 	tasks := tasksFor(e, 1, "caption en", "detect cat ; dog", "segment cat ; dog")
 	b.Run("prefill-batch3", func(b *testing.B) {
 		for b.Loop() {
-			e.generate(context.Background(), f, tasks)
+			e.generate(context.Background(), f, tasks, nil)
 		}
 	})
 	b.Run("decode-token-batch3", func(b *testing.B) {
@@ -56,9 +56,9 @@ func BenchmarkStages(b *testing.B) {
 		var stepsDone int
 		for b.Loop() {
 			t0 := time.Now()
-			e.generate(context.Background(), f, tasks)
+			e.generate(context.Background(), f, tasks, nil)
 			t1 := time.Now()
-			out, _ := e.generate(context.Background(), f, long)
+			out, _ := e.generate(context.Background(), f, long, nil)
 			extra += time.Since(t1) - t1.Sub(t0)
 			for _, o := range out {
 				stepsDone = max(stepsDone, len(o)-1)
@@ -169,7 +169,7 @@ func BenchmarkGenerateSteps(b *testing.B) {
 			}
 			last = now
 		}
-		if _, err := e.generate(context.Background(), f, tasksFor(e, maxNew, prefixes...)); err != nil {
+		if _, err := e.generate(context.Background(), f, tasksFor(e, maxNew, prefixes...), nil); err != nil {
 			b.Fatal(err)
 		}
 		e.onStep = nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"paliprompt/core"
 	"paliprompt/grounding"
@@ -175,7 +176,7 @@ func (e *engine) imageFeatures(pixels []float32) ([]float32, error) {
 }
 
 // embed runs embed_tokens on ids [b, s].
-func (e *engine) embed(ids []int64, b, s int) ([]float32, error) {
+func (e *engine) embed(ids []int64, b, s int, times *runTimes) ([]float32, error) {
 	in, err := native.NewInt64([]int64{int64(b), int64(s)}, ids)
 	if err != nil {
 		return nil, err
@@ -187,7 +188,11 @@ func (e *engine) embed(ids []int64, b, s int) ([]float32, error) {
 		return nil, err
 	}
 	defer out.Close()
-	if err := e.embeds.Run([]*native.Tensor{in}, []*native.Tensor{out}); err != nil {
+	start := time.Now()
+	err = e.embeds.Run([]*native.Tensor{in}, []*native.Tensor{out})
+	times.embed += time.Since(start)
+	times.embedRuns++
+	if err != nil {
 		return nil, err
 	}
 	return embeds, nil

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
+
+	"paliprompt/core"
 
 	"paliprompt/grounding/internal/native"
 )
@@ -20,16 +23,35 @@ type genTask struct {
 	maxNew int
 }
 
+// runTimes adds up the ONNX Runtime runs of a generation, by session.
+type runTimes struct {
+	embed, prefill, steps            time.Duration
+	embedRuns, prefillRuns, stepRuns int
+}
+
+// parts are the runs as timing parts of the generation's stage.
+func (r runTimes) parts() []core.Timing {
+	return []core.Timing{
+		{Stage: fmt.Sprintf("onnx embed_tokens (%d runs)", r.embedRuns), Duration: r.embed},
+		{Stage: fmt.Sprintf("onnx decoder prefill (%d runs)", r.prefillRuns), Duration: r.prefill},
+		{Stage: fmt.Sprintf("onnx decoder steps (%d runs)", r.stepRuns), Duration: r.steps},
+	}
+}
+
 // generate decodes tasks greedily on one image's features: as one padded
 // batch with the prefix-LM mask on the own export, one by one at batch 1
-// on the onnx-community export (which has no mask input).
-func (e *engine) generate(ctx context.Context, features []float32, tasks []genTask) ([][]int, error) {
+// on the onnx-community export (which has no mask input). times, when not
+// nil, adds up the ONNX Runtime runs.
+func (e *engine) generate(ctx context.Context, features []float32, tasks []genTask, times *runTimes) ([][]int, error) {
+	if times == nil {
+		times = &runTimes{}
+	}
 	if e.spec.layout == layoutOwn {
-		return e.decode(ctx, features, tasks)
+		return e.decode(ctx, features, tasks, times)
 	}
 	out := make([][]int, len(tasks))
 	for i, t := range tasks {
-		ids, err := e.decode(ctx, features, []genTask{t})
+		ids, err := e.decode(ctx, features, []genTask{t}, times)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +70,7 @@ type batch struct {
 
 // decode runs prefill and greedy decoding steps with the KV cache until
 // every row has emitted an eos id or its max_new_tokens.
-func (e *engine) decode(ctx context.Context, features []float32, tasks []genTask) ([][]int, error) {
+func (e *engine) decode(ctx context.Context, features []float32, tasks []genTask, times *runTimes) ([][]int, error) {
 	s := e.spec
 	bt := &batch{b: len(tasks), pad: make([]int, len(tasks)), out: make([][]int, len(tasks)), done: make([]bool, len(tasks))}
 	maxNew := 0
@@ -72,7 +94,7 @@ func (e *engine) decode(ctx context.Context, features []float32, tasks []genTask
 			row[p+s.imageTokens+1+i] = int64(id)
 		}
 	}
-	embeds, err := e.embed(ids, bt.b, bt.length)
+	embeds, err := e.embed(ids, bt.b, bt.length, times)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +115,7 @@ func (e *engine) decode(ctx context.Context, features []float32, tasks []genTask
 
 	past, queries := 0, bt.length
 	for step := 0; ; step++ {
-		logits, err := e.step(binding, kv, bt, embeds, past, queries)
+		logits, err := e.step(binding, kv, bt, embeds, past, queries, times)
 		if err != nil {
 			return nil, fmt.Errorf("decode step %d: %w", step, err)
 		}
@@ -118,7 +140,7 @@ func (e *engine) decode(ctx context.Context, features []float32, tasks []genTask
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("generation stopped after %d steps: %w", step+1, err)
 		}
-		if embeds, err = e.embed(next, bt.b, 1); err != nil {
+		if embeds, err = e.embed(next, bt.b, 1, times); err != nil {
 			return nil, err
 		}
 		queries = 1
@@ -127,7 +149,7 @@ func (e *engine) decode(ctx context.Context, features []float32, tasks []genTask
 
 // step runs the decoder on queries new positions after past cached ones
 // and returns each row's last-position logits.
-func (e *engine) step(binding *native.Binding, kv kvCache, bt *batch, embeds []float32, past, queries int) ([][]float32, error) {
+func (e *engine) step(binding *native.Binding, kv kvCache, bt *batch, embeds []float32, past, queries int, times *runTimes) ([][]float32, error) {
 	s := e.spec
 	b, q, total := int64(bt.b), int64(queries), int64(past+queries)
 	var closers []*native.Tensor
@@ -181,7 +203,15 @@ func (e *engine) step(binding *native.Binding, kv kvCache, bt *batch, embeds []f
 	if err := kv.bind(binding, past, queries); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	outs, err := binding.Run(isPresent)
+	if past == 0 {
+		times.prefill += time.Since(start)
+		times.prefillRuns++
+	} else {
+		times.steps += time.Since(start)
+		times.stepRuns++
+	}
 	if err != nil {
 		return nil, err
 	}

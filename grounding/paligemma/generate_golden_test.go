@@ -73,7 +73,7 @@ func firstStep(t *testing.T, e *engine, f []float32, tasks []genTask) ([][]int, 
 		}
 	}
 	defer func() { e.onStep = nil }()
-	ids, err := e.generate(context.Background(), f, tasks)
+	ids, err := e.generate(context.Background(), f, tasks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"paliprompt/core"
 	"paliprompt/grounding"
@@ -90,15 +89,14 @@ func (g *Grounder) Ground(ctx context.Context, req grounding.Request) (core.Resu
 		return core.Result{}, fmt.Errorf("grounding not started: %w", err)
 	}
 	res := core.Result{Width: w, Height: h, Outputs: core.Outputs{}}
-	start := time.Now()
+	sw := core.NewStopwatch()
 	pixels := g.eng.prep.PixelValues(req.Image)
-	res.Timings = append(res.Timings, core.Timing{Stage: "preprocess", Duration: time.Since(start)})
-	start = time.Now()
+	sw.Lap("preprocess")
 	features, err := g.eng.imageFeatures(pixels)
 	if err != nil {
 		return core.Result{}, err
 	}
-	res.Timings = append(res.Timings, core.Timing{Stage: "vision", Duration: time.Since(start)})
+	sw.Lap("onnx vision_encoder")
 
 	args := req.Args
 	args.Lang = core.CleanName(args.Lang)
@@ -107,7 +105,7 @@ func (g *Grounder) Ground(ctx context.Context, req grounding.Request) (core.Resu
 	if err != nil {
 		return core.Result{}, err
 	}
-	if err := g.runPrompts(ctx, features, first, &res); err != nil {
+	if err := g.runPrompts(ctx, sw, features, first, &res); err != nil {
 		return core.Result{}, err
 	}
 	if len(later) > 0 {
@@ -117,10 +115,11 @@ func (g *Grounder) Ground(ctx context.Context, req grounding.Request) (core.Resu
 		if later, err = buildPrompts(later, args); err != nil {
 			return core.Result{}, err
 		}
-		if err := g.runPrompts(ctx, features, later, &res); err != nil {
+		if err := g.runPrompts(ctx, sw, features, later, &res); err != nil {
 			return core.Result{}, err
 		}
 	}
+	res.Timings = sw.Laps()
 	if !req.Wants(core.TaskCaption) {
 		res.Caption = "" // it ran only to name the objects; its output stays in Outputs
 	}
@@ -172,8 +171,10 @@ func buildPrompts(ps []prompt, args core.PrefixArgs) ([]prompt, error) {
 	return ps, nil
 }
 
-// runPrompts decodes one batch of prompts and stores their outputs in res.
-func (g *Grounder) runPrompts(ctx context.Context, features []float32, ps []prompt, res *core.Result) error {
+// runPrompts decodes one batch of prompts and stores their outputs in
+// res, each step a lap of sw: the generation (its ONNX Runtime runs as
+// parts), then the parsing of each object task's output.
+func (g *Grounder) runPrompts(ctx context.Context, sw *core.Stopwatch, features []float32, ps []prompt, res *core.Result) error {
 	if len(ps) == 0 {
 		return nil
 	}
@@ -183,27 +184,42 @@ func (g *Grounder) runPrompts(ctx context.Context, features []float32, ps []prom
 		gen[i] = genTask{prompt: g.eng.tok.Encode(p.prefix+"\n", false), maxNew: g.cfg.TokensFor(p.prefix)}
 		names[i], _, _ = strings.Cut(p.prefix, " ")
 	}
-	start := time.Now()
-	ids, err := g.eng.generate(ctx, features, gen)
+	var times runTimes
+	ids, err := g.eng.generate(ctx, features, gen, &times)
 	if err != nil {
 		return err
 	}
-	res.Timings = append(res.Timings, core.Timing{Stage: "generate " + strings.Join(names, "+"), Duration: time.Since(start)})
+	sw.LapParts("generate "+strings.Join(names, "+"), times.parts())
 	for i, p := range ps {
 		text := g.decodeText(ids[i])
 		if p.task == nil {
 			res.Answers = append(res.Answers, core.Answer{Prefix: p.prefix, Text: text})
 			continue
 		}
-		start := time.Now()
+		before := len(res.Objects)
 		if err := grounding.Store(res, *p.task, text, g.masks); err != nil {
 			return err
 		}
 		if p.task.Objects {
-			res.Timings = append(res.Timings, core.Timing{Stage: "parse " + string(p.task.Name), Duration: time.Since(start)})
+			sw.Lap(parseStage(p.task, res.Objects[before:]))
 		}
 	}
 	return nil
+}
+
+// parseStage names the parsing of one task's output: with the number of
+// masks decoded, the part that costs.
+func parseStage(t *core.Task, objs []core.Object) string {
+	masks := 0
+	for _, o := range objs {
+		if o.Mask != nil {
+			masks++
+		}
+	}
+	if !t.Masks {
+		return fmt.Sprintf("parse %s (%d objects)", t.Name, len(objs))
+	}
+	return fmt.Sprintf("parse %s (%d objects) and mask decode (%d masks)", t.Name, len(objs), masks)
 }
 
 // decodeText turns generated ids into text: the eos that ended the

@@ -111,12 +111,12 @@ func TestBatchedEqualsOneByOne(t *testing.T) {
 	e := tinyEngine(t, tinyOwn)
 	f := features(t, e, goldenImage(t, "scene_landscape.png"))
 	prefixes := []string{"caption en", "detect cat ; dog ; bird", "answer en what is in the middle of this picture?"}
-	batched, err := e.generate(context.Background(), f, tasksFor(e, 12, prefixes...))
+	batched, err := e.generate(context.Background(), f, tasksFor(e, 12, prefixes...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range prefixes {
-		one, err := e.generate(context.Background(), f, tasksFor(e, 12, p))
+		one, err := e.generate(context.Background(), f, tasksFor(e, 12, p), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,11 +131,11 @@ func TestLayoutsAndKVCachesAgree(t *testing.T) {
 	community := tinyEngine(t, tinyCommunity)
 	img := goldenImage(t, "small_landscape.png")
 	prefixes := []string{"caption en", "segment red ball"}
-	want, err := own.generate(context.Background(), features(t, own, img), tasksFor(own, 10, prefixes...))
+	want, err := own.generate(context.Background(), features(t, own, img), tasksFor(own, 10, prefixes...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := community.generate(context.Background(), features(t, community, img), tasksFor(community, 10, prefixes...))
+	got, err := community.generate(context.Background(), features(t, community, img), tasksFor(community, 10, prefixes...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestLayoutsAndKVCachesAgree(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.kvMemory = mem
-		bound, err := e.generate(context.Background(), features(t, e, img), tasksFor(e, 10, prefixes...))
+		bound, err := e.generate(context.Background(), features(t, e, img), tasksFor(e, 10, prefixes...), nil)
 		e.kvMemory = nil
 		mem.Close()
 		if err != nil {
@@ -166,7 +166,7 @@ func TestGenerateStopsOnCancel(t *testing.T) {
 	f := features(t, e, goldenImage(t, "small_landscape.png"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := e.generate(ctx, f, tasksFor(e, 50, "caption en"))
+	_, err := e.generate(ctx, f, tasksFor(e, 50, "caption en"), nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}

@@ -26,7 +26,8 @@ import (
 
 // Encode writes img as a PNG: *image.Gray as 8-bit grey, an opaque
 // *image.RGBA as 8-bit RGB, a translucent one or an *image.NRGBA as 8-bit
-// RGBA (straight alpha). Other image types go through image/png.
+// RGBA (straight alpha), an opaque *image.Paletted as 8-bit palette
+// indices. Other image types go through image/png.
 func Encode(w io.Writer, img image.Image) error {
 	var err error
 	switch m := img.(type) {
@@ -40,6 +41,12 @@ func Encode(w io.Writer, img image.Image) error {
 		}
 	case *image.NRGBA:
 		err = encode(w, m.Rect, rgba, m.Pix, m.Stride, 4)
+	case *image.Paletted:
+		if len(m.Palette) == 0 || len(m.Palette) > 256 || !opaque(m.Palette) {
+			err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(w, img)
+			break
+		}
+		err = encode(w, m.Rect, paletted(m.Palette), m.Pix, m.Stride, 1)
 	default:
 		err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(w, img)
 	}
@@ -58,15 +65,35 @@ func Bytes(img image.Image) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// colorType is a PNG colour type and its bytes per pixel.
+// colorType is a PNG colour type, its bytes per pixel, and the palette
+// of colour type 3.
 type colorType struct {
 	code, channels byte
+	palette        []byte // PLTE: r, g, b per entry
+}
+
+func paletted(p color.Palette) colorType {
+	plte := make([]byte, 0, 3*len(p))
+	for _, c := range p {
+		r, g, b, _ := c.RGBA()
+		plte = append(plte, byte(r>>8), byte(g>>8), byte(b>>8))
+	}
+	return colorType{3, 1, plte}
+}
+
+func opaque(p color.Palette) bool {
+	for _, c := range p {
+		if _, _, _, a := c.RGBA(); a != 0xffff {
+			return false
+		}
+	}
+	return true
 }
 
 var (
-	gray = colorType{0, 1}
-	rgb  = colorType{2, 3}
-	rgba = colorType{6, 4}
+	gray = colorType{0, 1, nil}
+	rgb  = colorType{2, 3, nil}
+	rgba = colorType{6, 4, nil}
 )
 
 // zlibWriters reuse deflate state (about a megabyte each) across images.
@@ -120,6 +147,9 @@ func encode(w io.Writer, r image.Rectangle, ct colorType, pix []byte, stride, sr
 	bw := &chunkWriter{w: w}
 	bw.raw([]byte("\x89PNG\r\n\x1a\n"))
 	bw.chunk("IHDR", ihdr[:])
+	if ct.palette != nil {
+		bw.chunk("PLTE", ct.palette)
+	}
 	bw.chunk("IDAT", idat.Bytes())
 	bw.chunk("IEND", nil)
 	return bw.err

@@ -48,6 +48,12 @@ func TestPixelsSurvive(t *testing.T) {
 	nrgba := image.NewNRGBA(image.Rect(0, 0, 7, 3))
 	fill(nrgba.Pix, false)
 	paletted := image.NewPaletted(image.Rect(0, 0, 4, 4), color.Palette{color.Black, color.White})
+	paletted.Pix[5] = 1
+	colours := image.NewPaletted(image.Rect(0, 0, 30, 20), color.Palette{color.RGBA{255, 0, 0, 255}, color.RGBA{0, 9, 200, 255}, color.RGBA{1, 2, 3, 255}})
+	for i := range colours.Pix {
+		colours.Pix[i] = uint8(i / 70 % 3)
+	}
+	translucentPalette := image.NewPaletted(image.Rect(0, 0, 3, 3), color.Palette{color.NRGBA{255, 0, 0, 128}, color.White})
 	tests := []struct {
 		name string
 		img  image.Image
@@ -59,7 +65,9 @@ func TestPixelsSurvive(t *testing.T) {
 		{"rgb sub-image", opaque(40, 40).SubImage(image.Rect(10, 10, 30, 25))},
 		{"rgba translucent", translucent},
 		{"nrgba", nrgba},
-		{"paletted (image/png)", paletted},
+		{"paletted", paletted},
+		{"paletted colours", colours},
+		{"paletted with alpha (image/png)", translucentPalette},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
