@@ -70,7 +70,6 @@ func BenchmarkLayoutRequests(b *testing.B) {
 	}
 }
 
-
 func errorOfMsg(m *nats.Msg, err error) (int, string) {
 	if err != nil {
 		return -1, err.Error()

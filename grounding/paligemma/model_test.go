@@ -196,7 +196,7 @@ func TestModelGrounderGround(t *testing.T) {
 	for _, tm := range res.Timings {
 		stages[tm.Stage] = true
 	}
-	for _, s := range []string{"preprocess", "vision", "generate caption+answer", "generate detect+segment"} {
+	for _, s := range []string{"preprocess", "onnx vision_encoder", "generate caption+answer", "generate detect+segment"} {
 		if !stages[s] {
 			t.Errorf("no timing for %q in %v", s, res.Timings)
 		}
