@@ -6,15 +6,16 @@ import (
 	"errors"
 	"image"
 
+	"paliprompt/core"
 	"paliprompt/grounding/internal/jpeg"
 )
 
 // decodeJPEG decodes with libjpeg-turbo as Pillow does: RGB images straight
-// into an *RGB (libjpeg's upsampling and colour conversion), grey and CMYK
+// into an *core.RGB (libjpeg's upsampling and colour conversion), grey and CMYK
 // ones in their own models.
 func decodeJPEG(data []byte, scale int) (image.Image, error) {
 	img, err := jpeg.Decode(data, scale, func(w, h int) (image.Image, []byte) {
-		m := NewRGB(rectWH(w, h))
+		m := core.NewRGB(image.Rect(0, 0, w, h))
 		return m, m.Pix
 	})
 	if errors.Is(err, jpeg.ErrTruncated) {

@@ -28,7 +28,7 @@ func readDecodeFixture(t testing.TB, name string) []byte {
 }
 
 // wantRGB reads PIL's RGB for a fixture (made by testdata/decode/make.py).
-func wantRGB(t *testing.T, name string) *RGB {
+func wantRGB(t *testing.T, name string) *core.RGB {
 	t.Helper()
 	img, _, err := DecodeImage(readDecodeFixture(t, filepath.Join("want", name+".png")), DecodeOptions{})
 	if err != nil {
@@ -39,7 +39,7 @@ func wantRGB(t *testing.T, name string) *RGB {
 
 // maxDiff returns the largest per-channel difference of two RGB images
 // and how many channel values differ.
-func maxDiff(t *testing.T, got, want *RGB) (int, int) {
+func maxDiff(t *testing.T, got, want *core.RGB) (int, int) {
 	t.Helper()
 	if got.Rect.Size() != want.Rect.Size() {
 		t.Fatalf("size %v, want %v", got.Rect.Size(), want.Rect.Size())

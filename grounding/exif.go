@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"image"
+
+	"paliprompt/core"
 )
 
 // exifOrientation returns the EXIF orientation tag (1..8) of an encoded
@@ -136,13 +138,13 @@ func tiffOrientation(t []byte) (int, error) {
 //	2 mirror horizontally   3 rotate 180         4 mirror vertically
 //	5 transpose             6 rotate 90 clockwise
 //	7 transverse            8 rotate 90 counter-clockwise
-func orient(src *RGB, o int) *RGB {
+func orient(src *core.RGB, o int) *core.RGB {
 	w, h := src.Rect.Dx(), src.Rect.Dy()
 	dw, dh := w, h
 	if o >= 5 {
 		dw, dh = h, w
 	}
-	dst := NewRGB(image.Rect(0, 0, dw, dh))
+	dst := core.NewRGB(image.Rect(0, 0, dw, dh))
 	// For each destination pixel, the source pixel it shows.
 	from := func(x, y int) (int, int) {
 		switch o {

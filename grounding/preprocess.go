@@ -106,7 +106,7 @@ func newPreprocessor(c preprocessorConfig) (*Preprocessor, error) {
 }
 
 // Resize returns the image at the model's size (uint8 RGB, PIL's resize).
-func (p *Preprocessor) Resize(img image.Image) *RGB {
+func (p *Preprocessor) Resize(img image.Image) *core.RGB {
 	f, _ := filterForPIL(p.Resample) // checked by the constructor
 	return resizeRGB(ToRGB(img), p.Width, p.Height, f)
 }
@@ -120,7 +120,7 @@ func (p *Preprocessor) PixelValues(img image.Image) []float32 {
 
 // Normalize writes the pixel values of a model-sized RGB image into dst,
 // C-order [3, Height, Width].
-func (p *Preprocessor) Normalize(rgb *RGB, dst []float32) {
+func (p *Preprocessor) Normalize(rgb *core.RGB, dst []float32) {
 	plane := p.Width * p.Height
 	for y := range p.Height {
 		row := rgb.Pix[y*rgb.Stride:]

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"paliprompt/core"
 	"paliprompt/grounding/groundingtest"
 )
 
@@ -29,7 +30,7 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func decodeFile(t testing.TB, path string) *RGB {
+func decodeFile(t testing.TB, path string) *core.RGB {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

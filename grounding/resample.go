@@ -2,7 +2,10 @@ package grounding
 
 import (
 	"fmt"
+	"image"
 	"math"
+
+	"paliprompt/core"
 )
 
 // This file is a port of the arithmetic of Pillow's libImaging/Resample.c,
@@ -120,7 +123,7 @@ func clipFixed(v int32) uint8 {
 // ResizeRGB resizes src to w x h with the arithmetic of PIL's
 // Image.resize((w, h), filter) on an RGB image (PIL resample code 2 =
 // bilinear, 3 = bicubic). The result equals Pillow's bit for bit.
-func ResizeRGB(src *RGB, w, h, resample int) (*RGB, error) {
+func ResizeRGB(src *core.RGB, w, h, resample int) (*core.RGB, error) {
 	f, err := filterForPIL(resample)
 	if err != nil {
 		return nil, err
@@ -131,9 +134,9 @@ func ResizeRGB(src *RGB, w, h, resample int) (*RGB, error) {
 	return resizeRGB(src, w, h, f), nil
 }
 
-func resizeRGB(src *RGB, w, h int, f resampleFilter) *RGB {
+func resizeRGB(src *core.RGB, w, h int, f resampleFilter) *core.RGB {
 	sw, sh := src.Rect.Dx(), src.Rect.Dy()
-	img := &RGB{Pix: src.Pix, Stride: src.Stride, Rect: src.Rect}
+	img := &core.RGB{Pix: src.Pix, Stride: src.Stride, Rect: src.Rect}
 	horiz, vert := precomputeCoeffs(sw, w, f), precomputeCoeffs(sh, h, f)
 	switch {
 	case sw == w && sh == h:
@@ -167,9 +170,9 @@ func verticalFirst(w, h, ow, oh int) bool {
 }
 
 // resampleHorizontal resizes rows first..last-1 of src to len(c.start) columns.
-func resampleHorizontal(src *RGB, first, last int, c coeffs) *RGB {
+func resampleHorizontal(src *core.RGB, first, last int, c coeffs) *core.RGB {
 	w := len(c.start)
-	out := NewRGB(rectWH(w, last-first))
+	out := core.NewRGB(image.Rect(0, 0, w, last-first))
 	k := c.fixed()
 	parallelRows(last-first, func(y0, y1 int) {
 		for y := y0; y < y1; y++ {
@@ -194,9 +197,9 @@ func resampleHorizontal(src *RGB, first, last int, c coeffs) *RGB {
 }
 
 // resampleVertical resizes src to len(c.start) rows.
-func resampleVertical(src *RGB, c coeffs) *RGB {
+func resampleVertical(src *core.RGB, c coeffs) *core.RGB {
 	h := len(c.start)
-	out := NewRGB(rectWH(src.Rect.Dx(), h))
+	out := core.NewRGB(image.Rect(0, 0, src.Rect.Dx(), h))
 	k := c.fixed()
 	n := 3 * src.Rect.Dx()
 	parallelRows(h, func(y0, y1 int) {

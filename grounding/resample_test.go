@@ -2,10 +2,13 @@ package grounding
 
 import (
 	"fmt"
+	"image"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"paliprompt/core"
 )
 
 // TestResizeMatchesPillow checks odd sizes, both pass orders and both
@@ -68,7 +71,7 @@ func readNPYRaw(t *testing.T, path string) npyFloats {
 }
 
 func TestResizeRGBErrors(t *testing.T) {
-	src := NewRGB(rectWH(4, 4))
+	src := core.NewRGB(image.Rect(0, 0, 4, 4))
 	if _, err := ResizeRGB(src, 2, 2, 1); err == nil {
 		t.Error("LANCZOS (1) accepted")
 	}

@@ -3,41 +3,9 @@ package grounding
 import (
 	"image"
 	"image/color"
+
+	"paliprompt/core"
 )
-
-// RGB is an opaque 8-bit RGB image, three bytes per pixel, row-major: the
-// form every image takes before it is resized for the model.
-type RGB struct {
-	Pix    []uint8
-	Stride int // bytes per row: 3*width
-	Rect   image.Rectangle
-}
-
-// NewRGB allocates a black RGB image of the given bounds.
-func NewRGB(r image.Rectangle) *RGB {
-	return &RGB{Pix: make([]uint8, 3*r.Dx()*r.Dy()), Stride: 3 * r.Dx(), Rect: r}
-}
-
-func rectWH(w, h int) image.Rectangle { return image.Rect(0, 0, w, h) }
-
-// ColorModel implements image.Image.
-func (p *RGB) ColorModel() color.Model { return color.RGBAModel }
-
-// Bounds implements image.Image.
-func (p *RGB) Bounds() image.Rectangle { return p.Rect }
-
-// At implements image.Image.
-func (p *RGB) At(x, y int) color.Color {
-	if !(image.Point{x, y}).In(p.Rect) {
-		return color.RGBA{}
-	}
-	i := p.offset(x, y)
-	return color.RGBA{p.Pix[i], p.Pix[i+1], p.Pix[i+2], 255}
-}
-
-func (p *RGB) offset(x, y int) int {
-	return (y-p.Rect.Min.Y)*p.Stride + 3*(x-p.Rect.Min.X)
-}
 
 // ToRGB converts any image to RGB the way Hugging Face's image processors
 // do it with PIL (transformers image_transforms.convert_to_rgb): images
@@ -53,16 +21,16 @@ func (p *RGB) offset(x, y int) int {
 //     arithmetic (ycbcr.go). DecodeImage already converts lossy WebP,
 //     whose planes are limited-range, with libwebp's.
 //
-// The result's bounds start at (0, 0). An *RGB input is returned as is.
-func ToRGB(img image.Image) *RGB {
+// The result's bounds start at (0, 0). An *core.RGB input is returned as is.
+func ToRGB(img image.Image) *core.RGB {
 	switch m := img.(type) {
-	case *RGB:
+	case *core.RGB:
 		return m
 	case *image.YCbCr:
 		return jpegToRGB(m)
 	}
 	b := img.Bounds()
-	out := NewRGB(image.Rect(0, 0, b.Dx(), b.Dy()))
+	out := core.NewRGB(image.Rect(0, 0, b.Dx(), b.Dy()))
 	parallelRows(b.Dy(), func(y0, y1 int) {
 		for y := y0; y < y1; y++ {
 			convertRow(out.Pix[y*out.Stride:(y+1)*out.Stride], img, b.Min.Y+y)

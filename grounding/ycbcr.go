@@ -1,6 +1,10 @@
 package grounding
 
-import "image"
+import (
+	"image"
+
+	"paliprompt/core"
+)
 
 // The JPEG and WebP decoders of Go return Y'CbCr planes with subsampled
 // chroma. PIL gets its pixels from libjpeg-turbo and libwebp, which
@@ -146,9 +150,9 @@ func subsampleFactors(r image.YCbCrSubsampleRatio) (int, int) {
 }
 
 // jpegToRGB converts a decoded JPEG's Y'CbCr planes as libjpeg-turbo does.
-func jpegToRGB(m *image.YCbCr) *RGB {
+func jpegToRGB(m *image.YCbCr) *core.RGB {
 	w, h := m.Rect.Dx(), m.Rect.Dy()
-	out := NewRGB(image.Rect(0, 0, w, h))
+	out := core.NewRGB(image.Rect(0, 0, w, h))
 	cb, cr := chromaPlanes(m)
 	parallelRows(h, func(y0, y1 int) {
 		cbRow, crRow := make([]int32, w), make([]int32, w)
@@ -212,9 +216,9 @@ func webpChromaRow(dst []int32, c chromaPlane, y, w int) {
 
 // webpToRGB converts a lossy WebP's 4:2:0 planes as libwebp does. Alpha,
 // when the file has it, is composited onto white like every other format.
-func webpToRGB(m *image.YCbCr, alpha []uint8, alphaStride int) *RGB {
+func webpToRGB(m *image.YCbCr, alpha []uint8, alphaStride int) *core.RGB {
 	w, h := m.Rect.Dx(), m.Rect.Dy()
-	out := NewRGB(image.Rect(0, 0, w, h))
+	out := core.NewRGB(image.Rect(0, 0, w, h))
 	cb, cr := chromaPlanes(m)
 	parallelRows(h, func(y0, y1 int) {
 		u, v := make([]int32, w), make([]int32, w)

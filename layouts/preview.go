@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/fogleman/gg"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/math/fixed"
 )
 
 // Canvas is the SDXL canvas the preview shows beside the reference: the
@@ -33,6 +35,9 @@ type CanvasRegion struct {
 	// Mask is Width x Height, white where the region applies; nil draws
 	// nothing.
 	Mask *image.Gray
+	// Bounds holds every non-zero pixel of Mask (the zero rectangle: the
+	// whole mask), so the preview paints only there.
+	Bounds image.Rectangle
 }
 
 // palette holds distinct colours (Sasha Trubetskoy's list of 20), one per
@@ -61,14 +66,72 @@ var (
 	regularTTF, boldTTF *truetype.Font
 )
 
-// fonts parses the Go fonts once; faces are made per render because a
-// truetype face is not safe for concurrent use.
+// fonts parses the Go fonts once.
 func fonts() (*truetype.Font, *truetype.Font) {
 	fontsOnce.Do(func() {
 		regularTTF, _ = truetype.Parse(goregular.TTF)
 		boldTTF, _ = truetype.Parse(gobold.TTF)
 	})
 	return regularTTF, boldTTF
+}
+
+// faces keeps the font faces of each text size between renders: a face
+// caches its hinted glyphs, and hinting is most of the text's cost. A
+// truetype face is not safe for concurrent use, so each render takes a
+// pair out and gives it back. (Not a sync.Pool: that empties itself at
+// every garbage collection, and the caches with it.)
+var faces struct {
+	sync.Mutex
+	free map[float64][]*facePair
+}
+
+type facePair struct{ regular, bold font.Face }
+
+func takeFaces(size float64) (*facePair, func()) {
+	faces.Lock()
+	defer faces.Unlock()
+	var f *facePair
+	if list := faces.free[size]; len(list) > 0 {
+		f, faces.free[size] = list[len(list)-1], list[:len(list)-1]
+	} else {
+		reg, bold := fonts()
+		opts := &truetype.Options{Size: size, DPI: 72, Hinting: font.HintingFull, GlyphCacheEntries: 4096}
+		f = &facePair{newCachedFace(truetype.NewFace(reg, opts)), newCachedFace(truetype.NewFace(bold, opts))}
+	}
+	return f, func() {
+		faces.Lock()
+		defer faces.Unlock()
+		if faces.free == nil {
+			faces.free = map[float64][]*facePair{}
+		}
+		faces.free[size] = append(faces.free[size], f)
+	}
+}
+
+// cachedFace remembers glyph advances: truetype's face caches rendered
+// glyphs but hints a glyph again for every advance it is asked, and the
+// legend's line breaking asks for every rune.
+type cachedFace struct {
+	font.Face
+	advances map[rune]advance
+}
+
+type advance struct {
+	x  fixed.Int26_6
+	ok bool
+}
+
+func newCachedFace(f font.Face) *cachedFace {
+	return &cachedFace{Face: f, advances: map[rune]advance{}}
+}
+
+func (f *cachedFace) GlyphAdvance(r rune) (fixed.Int26_6, bool) {
+	if a, ok := f.advances[r]; ok {
+		return a.x, a.ok
+	}
+	x, ok := f.Face.GlyphAdvance(r)
+	f.advances[r] = advance{x, ok}
+	return x, ok
 }
 
 // previewStyle holds the sizes of one render, derived from its height.
@@ -81,14 +144,14 @@ type previewStyle struct {
 	bold    font.Face
 }
 
-func newPreviewStyle(h int) previewStyle {
+// newPreviewStyle derives a render's sizes; release returns its faces.
+func newPreviewStyle(h int) (st previewStyle, release func()) {
 	size := math.Max(11, float64(h)/46)
-	reg, bold := fonts()
+	f, release := takeFaces(size)
 	return previewStyle{
 		panelH: h, margin: math.Round(size * 1.2), text: size, line: math.Round(size * 1.45),
-		regular: truetype.NewFace(reg, &truetype.Options{Size: size, DPI: 72, Hinting: font.HintingFull}),
-		bold:    truetype.NewFace(bold, &truetype.Options{Size: size, DPI: 72, Hinting: font.HintingFull}),
-	}
+		regular: f.regular, bold: f.bold,
+	}, release
 }
 
 // Preview renders the layout preview: on the left the reference image
@@ -97,7 +160,8 @@ func newPreviewStyle(h int) previewStyle {
 // right the SDXL canvas at the bucket's aspect with each region's mask in
 // its colour; under each panel its legend (objects; region prompts).
 func (p *Planner) Preview(ref image.Image, l Layout, c Canvas) *image.RGBA {
-	st := newPreviewStyle(p.cfg.PreviewHeight)
+	st, release := newPreviewStyle(p.cfg.PreviewHeight)
+	defer release()
 	refW, refH := panelSize(l.Width, l.Height, st.panelH)
 	canW, canH := panelSize(c.Width, c.Height, st.panelH)
 
@@ -121,14 +185,25 @@ func (p *Planner) Preview(ref image.Image, l Layout, c Canvas) *image.RGBA {
 	paste(dc, canvasPanel(c, canW, canH), int(canX), int(top))
 	drawCanvasMarks(dc, st, c, canX, top, float64(canW), float64(canH))
 
-	dc.SetFontFace(st.bold)
-	dc.SetRGB255(30, 30, 30)
-	dc.DrawString(referenceTitle(l, ref == nil), refX, m+st.text)
-	dc.DrawString(fmt.Sprintf("SDXL canvas %dx%d, %d regions", c.Width, c.Height, len(c.Regions)), canX, m+st.text)
+	ink := color.RGBA{30, 30, 30, 255}
+	drawText(dc, st.bold, ink, referenceTitle(l, ref == nil), refX, m+st.text, 0, 0)
+	drawText(dc, st.bold, ink, fmt.Sprintf("SDXL canvas %dx%d, %d regions", c.Width, c.Height, len(c.Regions)), canX, m+st.text, 0, 0)
 	legendTop := top + float64(st.panelH) + st.line*0.5
 	drawLegend(dc, st, refLegend, refX, legendTop)
 	drawLegend(dc, st, canLegend, canX, legendTop)
 	return dc.Image().(*image.RGBA)
+}
+
+// drawText draws s with its baseline at (x, y) less ax of its width and
+// plus ay of the face's height (gg's DrawStringAnchored), straight onto
+// the image with font.Drawer: gg draws every glyph through an affine
+// transform, several times slower, for rotations the preview never uses.
+func drawText(dc *gg.Context, face font.Face, c color.Color, s string, x, y, ax, ay float64) {
+	d := &font.Drawer{Dst: dc.Image().(*image.RGBA), Src: image.NewUniform(c), Face: face}
+	w := float64(d.MeasureString(s)) / 64
+	h := float64(face.Metrics().Height) / 64
+	d.Dot = fixed.Point26_6{X: fixed.Int26_6((x - ax*w) * 64), Y: fixed.Int26_6((y + ay*h) * 64)}
+	d.DrawString(s)
 }
 
 // paste copies a panel onto the context's image at (x, y). (gg's
@@ -169,7 +244,7 @@ func referencePanel(ref image.Image, l Layout, w, h int) *image.RGBA {
 	if ref == nil {
 		draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{200, 200, 200, 255}), image.Point{}, draw.Src)
 	} else {
-		draw.BiLinear.Scale(img, img.Bounds(), ref, ref.Bounds(), draw.Src, nil)
+		scaleReference(img, ref)
 	}
 	for i := range l.Objects {
 		tint(img, l.Objects[i].MaskRaster(w, h, OnReference), ObjectColor(i), 0.45)
@@ -182,15 +257,22 @@ func tint(img *image.RGBA, mask *image.Gray, c color.RGBA, alpha float64) {
 	if mask == nil {
 		return
 	}
+	// Blend weights in 1/65536 for each mask value: integer arithmetic
+	// with the rounding of the float formula.
+	var weight [256]uint32
+	for v := range weight {
+		weight[v] = uint32(math.Round(alpha * float64(v) / 255 * 65536))
+	}
+	col := [3]uint32{uint32(c.R), uint32(c.G), uint32(c.B)}
 	for i, v := range mask.Pix {
 		if v == 0 {
 			continue
 		}
-		a := alpha * float64(v) / 255
+		a := weight[v]
 		px := img.Pix[i*4 : i*4+3]
-		px[0] = uint8(float64(px[0])*(1-a) + float64(c.R)*a + 0.5)
-		px[1] = uint8(float64(px[1])*(1-a) + float64(c.G)*a + 0.5)
-		px[2] = uint8(float64(px[2])*(1-a) + float64(c.B)*a + 0.5)
+		for k := range px {
+			px[k] = uint8((uint32(px[k])*(65536-a) + col[k]*a + 1<<15) >> 16)
+		}
 	}
 }
 
@@ -198,35 +280,56 @@ func tint(img *image.RGBA, mask *image.Gray, c color.RGBA, alpha float64) {
 // sum of the region colours over black (the masks of a plan sum to 1).
 func canvasPanel(c Canvas, w, h int) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	acc := make([]float64, w*h*3)
+	acc := make([]uint32, w*h*3)
 	for _, r := range c.Regions {
 		if r.Mask == nil {
 			continue
 		}
 		col := ObjectColor(r.Color)
+		rgb := [3]uint32{uint32(col.R), uint32(col.G), uint32(col.B)}
 		mb := r.Mask.Bounds()
-		for y := 0; y < h; y++ {
-			my := mb.Min.Y + min(y*mb.Dy()/h, mb.Dy()-1)
-			for x := 0; x < w; x++ {
-				mx := mb.Min.X + min(x*mb.Dx()/w, mb.Dx()-1)
-				v := float64(r.Mask.Pix[(my-mb.Min.Y)*r.Mask.Stride+(mx-mb.Min.X)]) / 255
-				if v == 0 {
+		set := r.Bounds
+		if set == (image.Rectangle{}) {
+			set = mb
+		}
+		xs := make([]int, w) // the mask column each panel column shows
+		for x := range xs {
+			xs[x] = mb.Min.X + min(x*mb.Dx()/w, mb.Dx()-1)
+		}
+		x0, x1 := showing(xs, set.Min.X, set.Max.X)
+		parallelRows(h, func(y0, y1 int) {
+			for y := y0; y < y1; y++ {
+				my := mb.Min.Y + min(y*mb.Dy()/h, mb.Dy()-1)
+				if my < set.Min.Y || my >= set.Max.Y {
 					continue
 				}
-				k := (y*w + x) * 3
-				acc[k] += v * float64(col.R)
-				acc[k+1] += v * float64(col.G)
-				acc[k+2] += v * float64(col.B)
+				row := r.Mask.Pix[(my-mb.Min.Y)*r.Mask.Stride:]
+				out := acc[y*w*3:]
+				for x := x0; x < x1; x++ {
+					if v := uint32(row[xs[x]-mb.Min.X]); v != 0 {
+						out[3*x] += v * rgb[0]
+						out[3*x+1] += v * rgb[1]
+						out[3*x+2] += v * rgb[2]
+					}
+				}
 			}
-		}
+		})
 	}
 	for i := 0; i < w*h; i++ {
-		img.Pix[i*4] = uint8(min(acc[i*3], 255) + 0.5)
-		img.Pix[i*4+1] = uint8(min(acc[i*3+1], 255) + 0.5)
-		img.Pix[i*4+2] = uint8(min(acc[i*3+2], 255) + 0.5)
+		for k := range 3 {
+			img.Pix[i*4+k] = uint8(min((acc[i*3+k]+127)/255, 255))
+		}
 		img.Pix[i*4+3] = 255
 	}
 	return img
+}
+
+// showing is the range of panel columns whose mask column (xs, rising)
+// lies in [lo, hi).
+func showing(xs []int, lo, hi int) (int, int) {
+	a, _ := slices.BinarySearch(xs, lo)
+	b, _ := slices.BinarySearch(xs, hi)
+	return a, b
 }
 
 // drawReferenceMarks draws the grid, quadrant lines, boxes and labels on
@@ -317,8 +420,7 @@ func drawTag(dc *gg.Context, st previewStyle, c color.RGBA, text string, x, y, a
 	dc.SetColor(c)
 	dc.DrawRectangle(bx, by, bw, bh)
 	dc.Fill()
-	dc.SetColor(textOn(c))
-	dc.DrawStringAnchored(text, bx+pad, by+bh/2, 0, 0.35)
+	drawText(dc, st.bold, textOn(c), text, bx+pad, by+bh/2, 0, 0.35)
 }
 
 // textOn picks black or white text for a background colour.
@@ -413,9 +515,8 @@ func drawLegend(dc *gg.Context, st previewStyle, entries []legendEntry, x, y flo
 		dc.SetColor(e.color)
 		dc.DrawRectangle(x, y+(st.line-sw)/2, sw, sw)
 		dc.Fill()
-		dc.SetRGB255(30, 30, 30)
 		for _, line := range e.lines {
-			dc.DrawStringAnchored(line, x+st.line, y+st.line/2, 0, 0.35)
+			drawText(dc, st.regular, color.RGBA{30, 30, 30, 255}, line, x+st.line, y+st.line/2, 0, 0.35)
 			y += st.line
 		}
 	}

@@ -25,24 +25,74 @@ func (o *Object) MaskRaster(w, h int, frame Frame) *image.Gray {
 		return nil
 	}
 	g := image.NewGray(image.Rect(0, 0, w, h))
+	span := o.RasterBounds(w, h, frame)
+	x0, x1, y0, y1 := span.Min.X, span.Max.X, span.Min.Y, span.Max.Y
+	// The frame maps each axis on its own (a move scales, a mirror flips),
+	// so the sample positions are worked out once per column and per row.
+	cols := o.taps(x0, x1, w, frame, true)
+	rows := o.taps(y0, y1, h, frame, false)
+	parallelRows(len(rows), func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			ty := rows[r]
+			line := g.Pix[(y0+r)*g.Stride+x0:]
+			for c, tx := range cols {
+				line[c] = uint8(softValue(o.sample(tx, ty))*255 + 0.5)
+			}
+		}
+	})
+	return g
+}
+
+// RasterBounds is the rectangle of a w x h raster that MaskRaster may
+// set: the pixels whose centres lie in the object's box in the frame.
+func (o *Object) RasterBounds(w, h int, frame Frame) image.Rectangle {
 	box := o.Box
 	if frame == OnCanvas {
 		box = o.Placed
 	}
 	x0, x1 := pixelSpan(box.X0, box.X1, w)
 	y0, y1 := pixelSpan(box.Y0, box.Y1, h)
-	rw, rh := float64(o.refW), float64(o.refH)
-	for y := y0; y < y1; y++ {
-		for x := x0; x < x1; x++ {
-			u, v := (float64(x)+0.5)/float64(w), (float64(y)+0.5)/float64(h)
-			if frame == OnCanvas {
-				u, v = o.toCanvas.invert(u, v)
-			}
-			raw := o.sampleRaw(u*rw-0.5, v*rh-0.5)
-			g.Pix[y*g.Stride+x] = uint8(softValue(raw)*255 + 0.5)
-		}
+	return image.Rect(x0, y0, x1, y1)
+}
+
+// tap is where one raster column (or row) samples the mask: between
+// reference pixels i and i+1, at fraction f.
+type tap struct {
+	i int
+	f float32
+}
+
+// taps are the sample positions of raster pixels lo..hi of an n-pixel
+// axis (x when horizontal), in reference pixels.
+func (o *Object) taps(lo, hi, n int, frame Frame, horizontal bool) []tap {
+	out := make([]tap, 0, max(hi-lo, 0))
+	size := float64(o.refH)
+	if horizontal {
+		size = float64(o.refW)
 	}
-	return g
+	for p := lo; p < hi; p++ {
+		u := (float64(p) + 0.5) / float64(n)
+		if frame == OnCanvas {
+			if horizontal {
+				u, _ = o.toCanvas.invert(u, 0)
+			} else {
+				_, u = o.toCanvas.invert(0, u)
+			}
+		}
+		x := u*size - 0.5
+		fx := math.Floor(x)
+		out = append(out, tap{int(fx), float32(x - fx)})
+	}
+	return out
+}
+
+// sample is the mask's raw value interpolated bilinearly at a tap pair.
+func (o *Object) sample(tx, ty tap) float32 {
+	v00, v10 := o.rawAt(tx.i, ty.i), o.rawAt(tx.i+1, ty.i)
+	v01, v11 := o.rawAt(tx.i, ty.i+1), o.rawAt(tx.i+1, ty.i+1)
+	top := v00 + (v10-v00)*tx.f
+	bottom := v01 + (v11-v01)*tx.f
+	return top + (bottom-top)*ty.f
 }
 
 // pixelSpan is the range of pixel indexes whose centres lie in [a, b) of
@@ -56,19 +106,6 @@ func pixelSpan(a, b float64, n int) (int, int) {
 // outsideMask is the raw value taken outside the mask's rectangle: fully
 // outside (soft value 0).
 const outsideMask = -1
-
-// sampleRaw samples the mask's raw values bilinearly at a pixel position
-// of the reference image (pixel centres at integer + 0.5 - 0.5 = integer).
-func (o *Object) sampleRaw(x, y float64) float32 {
-	fx, fy := math.Floor(x), math.Floor(y)
-	ax, ay := float32(x-fx), float32(y-fy)
-	ix, iy := int(fx), int(fy)
-	v00, v10 := o.rawAt(ix, iy), o.rawAt(ix+1, iy)
-	v01, v11 := o.rawAt(ix, iy+1), o.rawAt(ix+1, iy+1)
-	top := v00 + (v10-v00)*ax
-	bottom := v01 + (v11-v01)*ax
-	return top + (bottom-top)*ay
-}
 
 // rawAt is the raw mask value at a reference pixel.
 func (o *Object) rawAt(x, y int) float32 {

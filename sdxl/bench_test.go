@@ -39,10 +39,11 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		t2 := time.Now()
 		own := make([]*image.Gray, len(l.Objects))
+		bounds := make([]image.Rectangle, len(l.Objects))
 		for i := range l.Objects {
-			own[i] = c.objectRaster(&l.Objects[i], 1152, 896)
+			own[i], bounds[i] = c.objectRaster(&l.Objects[i], 1152, 896)
 		}
-		regions, bg := c.resolveMasks(l.Objects, own, 1152, 896)
+		regions, bg := c.resolveMasks(l.Objects, own, bounds, 1152, 896)
 		t3 := time.Now()
 		for _, m := range append(regions, bg) {
 			if _, err := pngenc.Bytes(m); err != nil {

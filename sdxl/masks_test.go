@@ -18,12 +18,12 @@ func TestFeatheredBox(t *testing.T) {
 		{10, 50, 50, 255}, {10, 30, 50, 255}, {10, 25, 50, 140}, {10, 24, 50, 115}, {10, 19, 50, 0},
 		{10, 25, 25, 140}, {10, 74, 50, 140},
 	}
-	edge := featheredBox(core.Box{X0: 0, Y0: 0, X1: 0.5, Y1: 1}, 100, 100, 10)
+	edge, _ := featheredBox(core.Box{X0: 0, Y0: 0, X1: 0.5, Y1: 1}, 100, 100, 10)
 	if got := edge.GrayAt(0, 99).Y; got != 255 {
 		t.Errorf("a box on the frame border is feathered there: %d", got)
 	}
 	for _, tt := range tests {
-		g := featheredBox(b, 100, 100, tt.feather)
+		g, _ := featheredBox(b, 100, 100, tt.feather)
 		if got := g.GrayAt(tt.x, tt.y).Y; got != tt.want {
 			t.Errorf("feather %v at (%d,%d) = %d, want %d", tt.feather, tt.x, tt.y, got, tt.want)
 		}
@@ -36,10 +36,11 @@ func TestResolveMasksSumToWhite(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			c := newComposer(t, func(c *Config) { c.Overlap = policy }, nil)
 			own := make([]*image.Gray, len(l.Objects))
+			bounds := make([]image.Rectangle, len(l.Objects))
 			for i := range l.Objects {
-				own[i] = c.objectRaster(&l.Objects[i], 288, 224)
+				own[i], bounds[i] = c.objectRaster(&l.Objects[i], 288, 224)
 			}
-			regions, bg := c.resolveMasks(l.Objects, own, 288, 224)
+			regions, bg := c.resolveMasks(l.Objects, own, bounds, 288, 224)
 			for p := range bg.Pix {
 				sum := int(bg.Pix[p])
 				for _, r := range regions {

@@ -81,6 +81,7 @@ type Region struct {
 	Mask []byte `json:"mask"`
 
 	image   *image.Gray
+	bounds  image.Rectangle // holds every non-zero pixel of image
 	hasMask bool
 }
 
@@ -184,27 +185,28 @@ func (c *Composer) buildRegions(p *Plan, l layouts.Layout, id string) error {
 		labels[i] = o.Label
 	}
 	own := make([]*image.Gray, len(l.Objects))
+	bounds := make([]image.Rectangle, len(l.Objects))
 	for i := range l.Objects {
-		own[i] = c.objectRaster(&l.Objects[i], p.Width, p.Height)
+		own[i], bounds[i] = c.objectRaster(&l.Objects[i], p.Width, p.Height)
 	}
-	masks, bgMask := c.resolveMasks(l.Objects, own, p.Width, p.Height)
+	masks, bgMask := c.resolveMasks(l.Objects, own, bounds, p.Width, p.Height)
 	for i, o := range l.Objects {
 		others := append(append([]string(nil), labels[:i]...), labels[i+1:]...)
 		prompt := c.regionPrompt(subject(l.Caption, o.Label, others), o, &p.Notes)
 		box := o.Placed
 		p.Regions = append(p.Regions, Region{
 			Index: i, Object: i, Label: o.Label, Prompt: prompt, Weight: c.cfg.ObjectWeight, Box: &box,
-			image: masks[i], hasMask: o.HasMask,
+			image: masks[i], bounds: bounds[i], hasMask: o.HasMask,
 		})
 	}
 	p.Regions = append(p.Regions, Region{
 		Index: len(l.Objects), Object: -1, Label: "background", Prompt: c.backgroundPrompt(l.Caption, labels),
-		Weight: c.cfg.BackgroundWeight, image: bgMask,
+		Weight: c.cfg.BackgroundWeight, image: bgMask, bounds: bgMask.Rect,
 	})
 	for i := range p.Regions {
 		r := &p.Regions[i]
 		r.Tokens = c.tokens(r.Prompt)
-		r.Coverage = core.Round(coverage(r.image), 4)
+		r.Coverage = core.Round(coverage(r.image, r.bounds), 4)
 		r.MaskFile = maskFileName(c.cfg.MaskPrefix, id, fmt.Sprintf("%02d-%s", i, slug(r.Label)))
 		if r.Coverage == 0 {
 			p.Notes = append(p.Notes, fmt.Sprintf("region %d (%s) has an empty mask: nearer objects cover it", i, r.Label))
@@ -293,7 +295,7 @@ func (p *Plan) MaskFiles() []string {
 func (p Plan) Canvas() layouts.Canvas {
 	c := layouts.Canvas{Width: p.Width, Height: p.Height}
 	for _, r := range p.Regions {
-		c.Regions = append(c.Regions, layouts.CanvasRegion{Label: r.Label, Color: r.Object, Prompt: r.Prompt, Mask: r.image})
+		c.Regions = append(c.Regions, layouts.CanvasRegion{Label: r.Label, Color: r.Object, Prompt: r.Prompt, Mask: r.image, Bounds: r.bounds})
 	}
 	return c
 }

@@ -115,18 +115,7 @@ func (c *Composer) regionalPrompter(p *Plan, base string, id string) (RegionalPr
 	// Pixels go to the largest mask; ties to the nearer object, the
 	// background last.
 	tieOrder := append(append([]int(nil), p.depthOrder...), bgIdx)
-	owner := make([]int, w*h)
-	wins := make([]int, len(p.Regions))
-	for px := range owner {
-		best, bestV := bgIdx, -1
-		for _, ri := range tieOrder {
-			if v := int(p.Regions[ri].image.Pix[px]); v > bestV {
-				best, bestV = ri, v
-			}
-		}
-		owner[px] = best
-		wins[best]++
-	}
+	owner, wins := owners(p.Regions, tieOrder, w, h)
 	colorOrder := append([]int{bgIdx}, seq(bgIdx)...)
 	var included []int
 	rp := RegionalPrompter{Mode: "Mask", UseBase: true, BaseRatio: c.cfg.RegionalPrompter.BaseRatio,

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"paliprompt/grounding"
+	"paliprompt/core"
 	"paliprompt/grounding/groundingtest"
 )
 
@@ -37,7 +37,7 @@ type generateCase struct {
 }
 
 // goldenRGB returns a golden image as transformers saw it.
-func goldenRGB(t *testing.T, image string) *grounding.RGB {
+func goldenRGB(t *testing.T, image string) *core.RGB {
 	t.Helper()
 	return decodeFile(t, groundingtest.GoldenImage(t, image))
 }

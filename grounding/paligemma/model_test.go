@@ -72,12 +72,12 @@ func tinyEngine(t testing.TB, name string) *engine {
 	return e
 }
 
-func goldenImage(t testing.TB, name string) *grounding.RGB {
+func goldenImage(t testing.TB, name string) *core.RGB {
 	t.Helper()
 	return decodeFile(t, groundingtest.FixturePath("images/"+name))
 }
 
-func decodeFile(t testing.TB, path string) *grounding.RGB {
+func decodeFile(t testing.TB, path string) *core.RGB {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -90,7 +90,7 @@ func decodeFile(t testing.TB, path string) *grounding.RGB {
 	return grounding.ToRGB(img)
 }
 
-func features(t testing.TB, e *engine, img *grounding.RGB) []float32 {
+func features(t testing.TB, e *engine, img *core.RGB) []float32 {
 	t.Helper()
 	f, err := e.imageFeatures(e.prep.PixelValues(img))
 	if err != nil {
