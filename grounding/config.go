@@ -43,6 +43,9 @@ type ModelConfig struct {
 	OptimizedModelCache string `toml:"optimized_model_cache"`
 	// ApplyEXIF rotates images by their EXIF orientation before grounding.
 	ApplyEXIF bool `toml:"apply_exif"`
+	// FastDecodeMinSide turns on the fast JPEG mode (DecodeOptions.
+	// FastMinSize) with this minimum side in pixels; 0 is off.
+	FastDecodeMinSide int `toml:"fast_decode_min_side"`
 	// MaxNewTokens bounds the tokens generated per task: a budget per task
 	// name (core.Tasks), and "other" for every task without one and for
 	// free-form prefixes.
@@ -99,6 +102,7 @@ func (c ModelConfig) Validate() error {
 	p.AtLeast("gpu_mem_limit_mb", c.GPUMemLimitMB, 0)
 	p.AtLeast("intra_op_threads", c.IntraOpThreads, 0)
 	p.AtLeast("max_objects", c.MaxObjects, 1)
+	p.AtLeast("fast_decode_min_side", c.FastDecodeMinSide, 0)
 	keys := []string{core.OtherTokens}
 	for _, t := range core.Tasks {
 		keys = append(keys, string(t.Name))

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -251,4 +252,34 @@ func FuzzDecodeImage(f *testing.F) {
 			t.Fatalf("RGB buffer of %d bytes for %v", len(rgb.Pix), rgb.Rect)
 		}
 	})
+}
+
+// TestDecodeFastMode: with a minimum size a large JPEG decodes at a DCT
+// scale that keeps both sides at least that large, and the info keeps the
+// full size; other formats and small JPEGs decode at full size.
+func TestDecodeFastMode(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 1600, 1200))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i / 7)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		min  int
+		want image.Point
+	}{{0, image.Pt(1600, 1200)}, {300, image.Pt(400, 300)}, {500, image.Pt(800, 600)}, {100, image.Pt(200, 150)}, {1300, image.Pt(1600, 1200)}} {
+		got, info, err := DecodeImage(buf.Bytes(), DecodeOptions{FastMinSize: image.Pt(tc.min, tc.min)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.want
+		if jpegDiff(1) > 0 { // image/jpeg has no DCT scaling
+			want = image.Pt(1600, 1200)
+		}
+		if got.Bounds().Size() != want || info.Width != 1600 || info.Height != 1200 {
+			t.Errorf("min side %d: image %v, info %+v; want %v and 1600x1200", tc.min, got.Bounds().Size(), info, want)
+		}
+	}
 }

@@ -181,9 +181,11 @@ func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSourc
 			return nil, info, err
 		}
 	}
+	side := p.cfg.Model.FastDecodeMinSide
 	img, info, err := grounding.DecodeImage(data, grounding.DecodeOptions{
-		MaxPixels: p.cfg.MaxPixels(),
-		ApplyEXIF: p.cfg.Model.ApplyEXIF,
+		MaxPixels:   p.cfg.MaxPixels(),
+		ApplyEXIF:   p.cfg.Model.ApplyEXIF,
+		FastMinSize: image.Pt(side, side),
 	})
 	if err != nil {
 		return nil, info, fmt.Errorf("decode image: %w", err)

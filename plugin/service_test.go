@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"math"
 	"reflect"
 	"strings"
@@ -534,5 +536,29 @@ func TestModelGrounderOverNATS(t *testing.T) {
 	st := serviceStats(t, nc)["generate"]
 	if st.Grounder != "model" || st.Provider != "cpu" || st.ModelStatus != "ready" {
 		t.Errorf("stats %+v", st.PipelineStats)
+	}
+}
+
+// TestFastDecodeKeepsFullSize: with model.fast_decode_min_side a large
+// JPEG is decoded smaller, but the reply, its boxes and masks stay in the
+// full image's pixels.
+func TestFastDecodeKeepsFullSize(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Model.FastDecodeMinSide = 200
+	startPlugin(t, cfg, Deps{LoadMasks: testConfigMasks})
+	nc := connectClient(t, srv.ClientURL())
+	img := image.NewRGBA(image.Rect(0, 0, 1600, 1200))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i / 5)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	body := jsonBody(t, map[string]any{"image_b64": b64(buf.Bytes()), "detect": "<loc0000><loc0000><loc1023><loc1023> wall"})
+	r := decodeReply(t, request(t, nc, "paliprompt.v1.generate", jsonHeader, body))
+	if r.Image.Width != 1600 || r.Image.Height != 1200 || len(r.Objects) != 1 || r.Objects[0].Box != [4]float64{0, 0, 1600, 1200} {
+		t.Errorf("reply image %+v, objects %+v", r.Image, r.Objects)
 	}
 }
