@@ -106,7 +106,7 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 		return nil, err
 	}
 	clock.LapParts("ground", res.Timings)
-	reply := newReply(req.ID, req.Endpoint, info.Format, res)
+	reply := newReply(req.ID, req.Endpoint, info.Format, res, req.Include.has(PartObjectMasks))
 	reply.clock = clock
 	clock.Lap("reply objects")
 	if req.Endpoint.plans() {
@@ -129,16 +129,18 @@ func (p *Pipeline) plan(reply *Reply, res core.Result, req Request, img image.Im
 	}
 	reply.clock.Lap("layout")
 	sreq := req.SDXL
-	sreq.ID, sreq.Lang = req.ID, req.Args.Lang
+	sreq.ID, sreq.Lang, sreq.Formats = req.ID, req.Args.Lang, req.Include.formats()
 	plan, err := p.composer.Compose(layout, sreq)
 	if err != nil {
 		return fmt.Errorf("sdxl plan: %w", err)
 	}
 	reply.clock.Lap("sdxl")
 	reply.Layout = &layout
-	reply.Preview = &Blob{img: p.planner.Preview(img, layout, plan.Canvas())}
-	reply.setPlan(plan) // names the blobs
-	reply.clock.Lap("preview")
+	if req.Include.has(PartPreview) {
+		reply.Preview = &Blob{img: p.planner.Preview(img, layout, plan.Canvas())}
+		reply.clock.Lap("preview")
+	}
+	reply.setPlan(plan, req.Include.has(PartRegionMasks)) // names the blobs
 	return nil
 }
 

@@ -84,9 +84,9 @@ type ReplyMask struct {
 	// Area is the number of pixels in the binary mask.
 	Area int `json:"area"`
 	// Binary is 255 inside the mask and 0 outside (decoder value > 0).
-	Binary *Blob `json:"binary"`
+	Binary *Blob `json:"binary,omitempty"`
 	// Soft is the soft mask, clip(value*0.5+0.5, 0, 1) as 0..255 grey.
-	Soft *Blob `json:"soft"`
+	Soft *Blob `json:"soft,omitempty"`
 }
 
 // Blob is a PNG in a reply: inline as base64, or, when large, stored in
@@ -162,7 +162,7 @@ func newReplyError(id string, code int, desc string, deliveries uint64) ReplyErr
 
 // newReply turns a grounding result into the reply's grounding fields.
 // Mask PNGs are encoded later, with the reply's other PNGs (encodePNGs).
-func newReply(id string, ep Endpoint, format string, res core.Result) *Reply {
+func newReply(id string, ep Endpoint, format string, res core.Result, masks bool) *Reply {
 	r := &Reply{
 		Schema:  Schema,
 		ID:      id,
@@ -179,8 +179,10 @@ func newReply(id string, ep Endpoint, format string, res core.Result) *Reply {
 		obj := ReplyObject{Label: o.Label, Box: boxArray(o.Box), BoxNorm: boxArray(o.BoxNorm), Source: o.Source}
 		if m := o.Mask; m != nil {
 			r := m.Rect
-			obj.Mask = &ReplyMask{Rect: [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}, Area: m.Area(),
-				Binary: &Blob{img: m.Binary()}, Soft: &Blob{img: m.Gray()}}
+			obj.Mask = &ReplyMask{Rect: [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}, Area: m.Area()}
+			if masks {
+				obj.Mask.Binary, obj.Mask.Soft = &Blob{img: m.Binary()}, &Blob{img: m.Gray()}
+			}
 		}
 		r.Objects = append(r.Objects, obj)
 	}
@@ -248,7 +250,7 @@ func (r *Reply) encodePNGs() error {
 func (r *Reply) blobs() []*Blob {
 	var out []*Blob
 	for _, o := range r.Objects {
-		if o.Mask != nil {
+		if o.Mask != nil && o.Mask.Binary != nil {
 			out = append(out, o.Mask.Binary, o.Mask.Soft)
 		}
 	}
@@ -286,10 +288,12 @@ func setName(b *Blob, name string) {
 
 // setPlan puts the SDXL plan in the reply, moving its mask PNGs into
 // Masks (so that they are placed like every other PNG of the reply).
-func (r *Reply) setPlan(plan sdxl.Plan) {
+func (r *Reply) setPlan(plan sdxl.Plan, regionMasks bool) {
 	r.Masks = map[string]*Blob{}
 	for _, f := range plan.Files() {
-		r.Masks[f.Name] = &Blob{img: f.Image}
+		if regionMasks || f.Name == plan.RegionalPrompter.MaskFile {
+			r.Masks[f.Name] = &Blob{img: f.Image}
+		}
 		*f.PNG = nil
 	}
 	r.SDXL = &plan

@@ -98,6 +98,8 @@ type Request struct {
 	Place layouts.Placement
 	// SDXL holds the request's options for the SDXL stage.
 	SDXL sdxl.Request
+	// Include names the reply parts wanted (Parts); nil: all.
+	Include Include
 	// Timeout is the deadline the request asks for; zero: the default.
 	Timeout time.Duration
 }
@@ -135,6 +137,7 @@ type jsonRequest struct {
 	Width       *int            `json:"width"`
 	Height      *int            `json:"height"`
 	Timeout     json.RawMessage `json:"timeout"`
+	Include     json.RawMessage `json:"include"`
 }
 
 // ownFields maps the JSON names of jsonRequest to their field indexes.
@@ -229,6 +232,13 @@ func applyHeaders(req *Request, header nats.Header, lim requestLimits) error {
 		}
 		req.Timeout = d
 	}
+	if v := header.Get(HeaderInclude); v != "" {
+		in, err := parseInclude(v)
+		if err != nil {
+			return fmt.Errorf("%s header: %w", HeaderInclude, err)
+		}
+		req.Include = in
+	}
 	return nil
 }
 
@@ -293,6 +303,13 @@ func decodeJSON(req *Request, body []byte, lim requestLimits) error {
 	}
 	if err := decodeSDXL(&req.SDXL, j.SDXL); err != nil {
 		return err
+	}
+	if len(j.Include) > 0 {
+		in, err := decodeInclude(j.Include)
+		if err != nil {
+			return err
+		}
+		req.Include = in
 	}
 	if j.Place != nil {
 		req.Place.Moves = *j.Place
@@ -360,6 +377,20 @@ func decodeTableField(req *Request, name string, raw json.RawMessage) error {
 		return nil
 	}
 	return core.Errorf(core.ErrBadRequest, "unknown field %q in JSON request (fields: %s)", name, strings.Join(JSONFields(), ", "))
+}
+
+// decodeInclude reads "include": a list of part names or one string
+// "preview, comfyui".
+func decodeInclude(raw json.RawMessage) (Include, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return parseInclude(s)
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, core.Errorf(core.ErrBadRequest, `"include" must be a list of part names or one string "preview, comfyui" (parts: %s)`, strings.Join(Parts(), ", "))
+	}
+	return checkInclude(list)
 }
 
 // objectList reads "objects" as a list of names or as one "a ; b" string.

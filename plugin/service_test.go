@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"maps"
 	"math"
 	"reflect"
 	"strings"
@@ -560,5 +561,47 @@ func TestFastDecodeKeepsFullSize(t *testing.T) {
 	r := decodeReply(t, request(t, nc, "paliprompt.v1.generate", jsonHeader, body))
 	if r.Image.Width != 1600 || r.Image.Height != 1200 || len(r.Objects) != 1 || r.Objects[0].Box != [4]float64{0, 0, 1600, 1200} {
 		t.Errorf("reply image %+v, objects %+v", r.Image, r.Objects)
+	}
+}
+
+// TestIncludeRendersOnlyWhatIsAsked: a request naming parts gets those,
+// and nothing else is rendered (no preview, no masks of other parts).
+func TestIncludeRendersOnlyWhatIsAsked(t *testing.T) {
+	srv := startServer(t, 0)
+	startPlugin(t, testConfig(t, srv.ClientURL()), Deps{LoadMasks: testConfigMasks})
+	nc := connectClient(t, srv.ClientURL())
+	fields := map[string]any{"width": 640, "height": 480, "caption": "a red square",
+		"segment": "<loc0256><loc0256><loc0511><loc0511>" + seg16(9) + " red square"}
+	full := decodeReply(t, request(t, nc, "paliprompt.v1.layout", nil, jsonBody(t, fields)))
+	if full.Preview == nil || len(full.Masks) != 3 || full.Objects[0].Mask.Binary == nil || full.SDXL.Omost.Code == "" {
+		t.Fatalf("default reply lacks parts: %+v", full)
+	}
+	for _, tt := range []struct {
+		name    string
+		header  nats.Header
+		include any
+	}{
+		{"json list", nil, []string{"comfyui", "region_masks"}},
+		{"json string", nil, "comfyui, region_masks"},
+		{"header", nats.Header{HeaderInclude: {"comfyui,region_masks"}}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := maps.Clone(fields)
+			if tt.include != nil {
+				f["include"] = tt.include
+			}
+			r := decodeReply(t, request(t, nc, "paliprompt.v1.layout", tt.header, jsonBody(t, f)))
+			if r.Preview != nil || r.Objects[0].Mask.Binary != nil || len(r.SDXL.ComfyUI) == 0 ||
+				r.SDXL.RegionalPrompter.Prompt != "" || r.SDXL.Omost.Code != "" || len(r.Masks) != 2 {
+				t.Errorf("reply %+v", r)
+			}
+			if hasStage(r, "preview") {
+				t.Error("the preview was rendered")
+			}
+		})
+	}
+	code, desc := errorOf(request(t, nc, "paliprompt.v1.layout", nil, jsonBody(t, map[string]any{"width": 9, "height": 9, "include": []string{"thumbnail"}})))
+	if code != 400 || !strings.Contains(desc, `unknown part "thumbnail"`) || !strings.Contains(desc, "object_masks") {
+		t.Errorf("unknown part: %d %q", code, desc)
 	}
 }

@@ -33,6 +33,9 @@ type Request struct {
 	// Lang is the request language, to match the style questions'
 	// answers (set by the plugin; empty: "en").
 	Lang string `json:"-"`
+	// Formats are the consumer formats to build (set by the plugin from
+	// the request's "include"); nil builds them all.
+	Formats []string `json:"-"`
 }
 
 // Plan is the SDXL generation plan for one layout.
@@ -50,10 +53,12 @@ type Plan struct {
 	Regions []Region `json:"regions"`
 	// TokenCounter says how tokens were counted: "tokenizer" or "estimate".
 	TokenCounter     string           `json:"token_counter"`
-	ComfyUI          Graph            `json:"comfyui"`
-	RegionalPrompter RegionalPrompter `json:"regional_prompter"`
-	ForgeCouple      ForgeCouple      `json:"forge_couple"`
-	Omost            OmostCanvas      `json:"omost"`
+	// The consumer formats (Formats): each left out when the request
+	// names formats without it.
+	ComfyUI          Graph            `json:"comfyui,omitempty"`
+	RegionalPrompter RegionalPrompter `json:"regional_prompter,omitzero"`
+	ForgeCouple      ForgeCouple      `json:"forge_couple,omitzero"`
+	Omost            OmostCanvas      `json:"omost,omitzero"`
 	// Notes say what was shortened, cut or left out, and why.
 	Notes []string `json:"notes,omitempty"`
 
@@ -141,12 +146,20 @@ func (c *Composer) Compose(l layouts.Layout, req Request) (Plan, error) {
 		return Plan{}, err
 	}
 	base := strings.Join(p.PositiveChunks, phraseSep)
-	if p.RegionalPrompter, err = c.regionalPrompter(&p, base, req.ID); err != nil {
-		return Plan{}, err
+	if req.wants(FormatRegionalPrompter) {
+		if p.RegionalPrompter, err = c.regionalPrompter(&p, base, req.ID); err != nil {
+			return Plan{}, err
+		}
 	}
-	p.ComfyUI = c.comfyGraph(c.comfyRun(&p, req))
-	p.ForgeCouple = c.forgeCouple(&p, base)
-	p.Omost = c.omost(l, &p, styles)
+	if req.wants(FormatComfyUI) {
+		p.ComfyUI = c.comfyGraph(c.comfyRun(&p, req))
+	}
+	if req.wants(FormatForgeCouple) {
+		p.ForgeCouple = c.forgeCouple(&p, base)
+	}
+	if req.wants(FormatOmost) {
+		p.Omost = c.omost(l, &p, styles)
+	}
 	return p, nil
 }
 

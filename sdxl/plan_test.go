@@ -174,3 +174,21 @@ func FuzzCompose(f *testing.F) {
 		}
 	})
 }
+
+// TestComposeBuildsOnlyWantedFormats: a request naming formats gets those
+// and no work for the others.
+func TestComposeBuildsOnlyWantedFormats(t *testing.T) {
+	c := newComposer(t, nil, nil)
+	l := layoutOf(t, livingRoom(), "")
+	p := compose(t, c, l, Request{Formats: []string{FormatComfyUI}})
+	if len(p.ComfyUI) == 0 || p.RegionalPrompter.Prompt != "" || p.ForgeCouple.Mode != "" || p.Omost.Code != "" {
+		t.Errorf("comfyui only: %+v", p)
+	}
+	files := p.Files()
+	if len(files) != len(p.Regions) {
+		t.Errorf("%d files, want the %d region masks without the colour mask", len(files), len(p.Regions))
+	}
+	if err := CheckFormats([]string{"comfyui", "a1111"}); err == nil || !strings.Contains(err.Error(), "a1111") {
+		t.Errorf("CheckFormats: %v", err)
+	}
+}
