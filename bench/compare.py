@@ -11,7 +11,7 @@ tools/make_test_models.py):
   transformers: as a user runs it from the model card, one
                 processor(...) + model.generate(...) per prompt, fp32, CPU,
                 greedy, max_new_tokens as given;
-  paliprompt:   `go test -bench BenchmarkGround` (read + decode the file,
+  paliprompt:   `go test -bench BenchmarkGround ./grounding/paligemma` (read + decode the file,
                 one Ground call: vision once, the three tasks in one batch).
 
 Then the 4000x3000 JPEG preprocessing: PIL open + transformers' slow
@@ -42,9 +42,9 @@ import make_test_models  # noqa: E402
 import tiny_models  # noqa: E402
 
 
-def go_bench(pattern: str, env: dict, runs: int) -> dict[str, float]:
-    """Runs a Go benchmark of package grounding, returns ms/op by name."""
-    cmd = ["go", "test", "./grounding", "-run", "^$", "-bench", pattern, "-benchtime", f"{runs}x", "-count", "1"]
+def go_bench(pkg: str, pattern: str, env: dict, runs: int) -> dict[str, float]:
+    """Runs a Go benchmark of a package, returns ms/op by name."""
+    cmd = ["go", "test", pkg, "-run", "^$", "-bench", pattern, "-benchtime", f"{runs}x", "-count", "1"]
     e = dict(os.environ)
     e.update(env)
     e.setdefault("CGO_LDFLAGS", f"-L{ROOT}/.deps/tokenizers")
@@ -98,7 +98,7 @@ def main() -> None:
 
     print(f"threads: torch {torch.get_num_threads()}, machine {os.cpu_count()} CPUs")
     hf_ms = timed(lambda: hf_ground(model, processor, args.photo, args.objects, args.max_new), args.runs)
-    go = go_bench("^BenchmarkGround$", {
+    go = go_bench("./grounding/paligemma", "^BenchmarkGround$", {
         "PALIPROMPT_BENCH_PHOTO": str(args.photo),
         "PALIPROMPT_BENCH_OBJECTS": args.objects,
         "PALIPROMPT_BENCH_MAX_NEW": str(args.max_new),
@@ -118,7 +118,7 @@ def main() -> None:
     Image.fromarray(big).save(jpeg, quality=90)
     slow = tiny_models.processor(ck / "tokenizer.json").image_processor
     hf_pre = timed(lambda: slow(Image.open(jpeg), return_tensors="np"), args.runs)
-    go = go_bench("^BenchmarkPreprocessLargeJPEG$", {"PALIPROMPT_BENCH_IMAGE": str(jpeg)}, args.runs)
+    go = go_bench("./grounding", "^BenchmarkPreprocessLargeJPEG$", {"PALIPROMPT_BENCH_IMAGE": str(jpeg)}, args.runs)
     go_pre = go["BenchmarkPreprocessLargeJPEG/total"]
     print("4000x3000 JPEG -> 448x448 pixel_values:")
     print(f"  PIL + transformers slow processor: {hf_pre:8.1f} ms")
