@@ -137,7 +137,7 @@ func (p *Pipeline) plan(reply *Reply, res core.Result, req Request, img image.Im
 	reply.clock.Lap("sdxl")
 	reply.Layout = &layout
 	if req.Include.has(PartPreview) {
-		reply.Preview = &Blob{img: p.planner.Preview(img, layout, plan.Canvas())}
+		reply.Preview = imageBlob(p.planner.Preview(img, layout, plan.Canvas()))
 		reply.clock.Lap("preview")
 	}
 	reply.setPlan(plan, req.Include.has(PartRegionMasks)) // names the blobs

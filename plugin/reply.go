@@ -101,9 +101,13 @@ type Blob struct {
 	// name is the blob's file name inside the reply ("preview.png"), used
 	// for objects and files.
 	name string
-	// img is the image until encodePNGs turns it into PNG.
-	img image.Image
+	// render makes the image until encodePNGs turns it into PNG (in one of
+	// its workers: rendering a mask at the reference's size costs too).
+	render func() image.Image
 }
+
+// imageBlob is a blob of an image made already.
+func imageBlob(img image.Image) *Blob { return &Blob{render: func() image.Image { return img }} }
 
 // ReplyAnswer is the output of a free-form prefix.
 type ReplyAnswer struct {
@@ -181,7 +185,8 @@ func newReply(id string, ep Endpoint, format string, res core.Result, masks bool
 			r := m.Rect
 			obj.Mask = &ReplyMask{Rect: [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}, Area: m.Area()}
 			if masks {
-				obj.Mask.Binary, obj.Mask.Soft = &Blob{img: m.Binary()}, &Blob{img: m.Gray()}
+				obj.Mask.Binary = &Blob{render: func() image.Image { return m.Binary() }}
+				obj.Mask.Soft = &Blob{render: func() image.Image { return m.Gray() }}
 			}
 		}
 		r.Objects = append(r.Objects, obj)
@@ -207,7 +212,7 @@ func boxArray(b core.Box) [4]float64 {
 func (r *Reply) encodePNGs() error {
 	var todo []*Blob
 	for _, b := range r.blobs() {
-		if b.img != nil {
+		if b.render != nil {
 			todo = append(todo, b)
 		}
 	}
@@ -228,8 +233,8 @@ func (r *Reply) encodePNGs() error {
 			for i := range next {
 				start := time.Now()
 				b := todo[i]
-				if b.PNG, errs[i] = pngenc.Bytes(b.img); errs[i] == nil {
-					b.Bytes, b.img = len(b.PNG), nil
+				if b.PNG, errs[i] = pngenc.Bytes(b.render()); errs[i] == nil {
+					b.Bytes, b.render = len(b.PNG), nil
 				}
 				parts[i] = core.Timing{Stage: "png " + b.name, Duration: time.Since(start)}
 			}
@@ -292,7 +297,7 @@ func (r *Reply) setPlan(plan sdxl.Plan, regionMasks bool) {
 	r.Masks = map[string]*Blob{}
 	for _, f := range plan.Files() {
 		if regionMasks || f.Name == plan.RegionalPrompter.MaskFile {
-			r.Masks[f.Name] = &Blob{img: f.Image}
+			r.Masks[f.Name] = imageBlob(f.Image)
 		}
 		*f.PNG = nil
 	}
