@@ -83,7 +83,10 @@ func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStore
 }
 
 func (p *Pipeline) process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
-	clock := core.NewStopwatch()
+	clock := req.clock
+	if clock == nil {
+		clock = core.NewStopwatch()
+	}
 	img, info, err := p.loadImage(ctx, req, images)
 	if err != nil {
 		return nil, err
@@ -92,7 +95,7 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	if err != nil {
 		return nil, err
 	}
-	clock.Lap("decode")
+	clock.Lap("image decoding")
 	var res core.Result
 	err = p.queue.run(ctx, func() error {
 		clock.Lap("queue")

@@ -102,6 +102,10 @@ type Request struct {
 	Include Include
 	// Timeout is the deadline the request asks for; zero: the default.
 	Timeout time.Duration
+
+	// clock started when the message was taken up: decoding the request
+	// is the first stage of its timings.
+	clock *core.Stopwatch
 }
 
 // requestLimits bound what decodeRequest accepts.
@@ -173,7 +177,7 @@ func JSONFields() []string {
 // are always JSON. Nothing is fetched or decoded here: the image stays
 // bytes.
 func decodeRequest(ep Endpoint, header nats.Header, body []byte, lim requestLimits) (Request, error) {
-	req := Request{Endpoint: ep, Args: core.PrefixArgs{Lang: core.ArgLang.Default}}
+	req := Request{Endpoint: ep, Args: core.PrefixArgs{Lang: core.ArgLang.Default}, clock: core.NewStopwatch()}
 	if err := applyHeaders(&req, header, lim); err != nil {
 		return Request{}, err
 	}
@@ -196,6 +200,7 @@ func decodeRequest(ep Endpoint, header nats.Header, body []byte, lim requestLimi
 	if err := validateRequest(&req, lim); err != nil {
 		return Request{}, err
 	}
+	req.clock.Lap("request decoding")
 	return req, nil
 }
 

@@ -106,7 +106,7 @@ func TestGenerateWithText(t *testing.T) {
 	for _, tm := range r.Timings {
 		stages[tm.Stage] = true
 	}
-	for _, s := range []string{"decode", "queue", "ground", "total"} {
+	for _, s := range []string{"request decoding", "image decoding", "queue", "ground", "total"} {
 		if !stages[s] {
 			t.Errorf("timings %+v lack %s", r.Timings, s)
 		}
@@ -604,4 +604,72 @@ func TestIncludeRendersOnlyWhatIsAsked(t *testing.T) {
 	if code != 400 || !strings.Contains(desc, `unknown part "thumbnail"`) || !strings.Contains(desc, "object_masks") {
 		t.Errorf("unknown part: %d %q", code, desc)
 	}
+}
+
+// TestTimingsAddUp: a reply's timings name every stage of the request,
+// one after another, adding up to its total (within 2%, rounding of the
+// milliseconds aside); a stage's sequential parts add up to the stage.
+// With the tiny model (ground's parts: the ONNX Runtime runs), large
+// masks (object store uploads) and the event bus.
+func TestTimingsAddUp(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	fastStages(&cfg)
+	cfg.Model.Dir = "../testdata/models/tiny-paligemma2"
+	cfg.Model.MaskDecoder = ""
+	cfg.Objects.InlineMaskBytes = 1 << 10
+	deps := Deps{NewModel: func(m grounding.ModelConfig) (grounding.Grounder, error) { return paligemma.New(m, nil) },
+		LoadMasks: testConfigMasks}
+	startPlugin(t, cfg, deps)
+	nc := connectClient(t, srv.ClientURL())
+	replies := map[string]Reply{
+		"model": decodeReply(t, request(t, nc, "paliprompt.v1.generate", nats.Header{core.ArgObjects.Header: {"circle"}}, scenePNG(t, 200, 150))),
+		"text": decodeReply(t, request(t, nc, "paliprompt.v1.generate", jsonHeader, jsonBody(t, map[string]any{
+			"image_b64": b64(scenePNG(t, 320, 240)), "caption": "a red square",
+			"segment": "<loc0256><loc0256><loc0511><loc0511>" + seg16(9) + " red square"}))),
+	}
+	for name, r := range replies {
+		t.Run(name, func(t *testing.T) {
+			n := len(r.Timings)
+			if n < 2 || r.Timings[n-1].Stage != "total" {
+				t.Fatalf("timings %+v do not end with the total", r.Timings)
+			}
+			checkParts(t, "request", r.Timings[:n-1], r.Timings[n-1].MS)
+			for _, stage := range []string{"request decoding", "image decoding", "queue", "ground", "layout", "sdxl", "preview", "reply encoding"} {
+				if !hasStage(r, stage) {
+					t.Errorf("no stage %q in %+v", stage, r.Timings)
+				}
+			}
+		})
+	}
+	if m := replies["model"]; !hasStage(m, "onnx vision_encoder") || !hasStagePrefix(m, "object store (") || !hasStagePrefix(m, "png (") {
+		t.Errorf("model reply timings %+v", m.Timings)
+	}
+}
+
+// checkParts checks that sequential stages add up to their whole.
+func checkParts(t *testing.T, what string, parts []ReplyTiming, whole float64) {
+	t.Helper()
+	sum := 0.0
+	for _, p := range parts {
+		if p.Stage == "" || p.MS < 0 {
+			t.Errorf("%s: stage %+v", what, p)
+		}
+		sum += p.MS
+		if len(p.Parts) > 0 && p.Concurrent == 0 {
+			checkParts(t, p.Stage, p.Parts, p.MS)
+		}
+	}
+	if diff := math.Abs(sum - whole); diff > 0.02*whole+0.01*float64(len(parts)) {
+		t.Errorf("%s: stages add up to %.3f ms, the whole is %.3f ms: %+v", what, sum, whole, parts)
+	}
+}
+
+func hasStagePrefix(r Reply, prefix string) bool {
+	for _, tm := range r.Timings {
+		if strings.HasPrefix(tm.Stage, prefix) {
+			return true
+		}
+	}
+	return false
 }
