@@ -1,18 +1,20 @@
 // Package pngenc writes the PNGs of a reply (masks, the preview, colour
-// masks) fast. It is a PNG writer, not a codec: 8-bit grey, RGB and RGBA,
-// every row with the Up filter, compressed by klauspost/compress's zlib at
-// its fastest level. Any PNG decoder reads the result; the pixels are
-// exactly those of the image.
+// masks) fast. It is a PNG writer, not a codec: 8-bit grey, palette, RGB
+// and RGBA, every row with the Up filter. One-channel images (masks) are
+// compressed as runs (runs.go), others by klauspost/compress's zlib at its
+// fastest level. Any PNG decoder reads the result; the pixels are exactly
+// those of the image.
 //
 // Why not image/png: it tries five filters on every row and picks one
 // (most of its time on a mask), and its deflate is several times slower
 // than klauspost's. Masks are mostly flat, so Up turns unchanged rows into
-// zeros that a fast deflate compresses to a few bytes.
+// zeros, which runs describe in a few bytes per row.
 package pngenc
 
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"image"
@@ -34,9 +36,10 @@ func Encode(w io.Writer, img image.Image) error {
 	case *image.Gray:
 		err = encode(w, m.Rect, gray, m.Pix, m.Stride, 1)
 	case *image.RGBA:
-		if m.Opaque() {
-			err = encode(w, m.Rect, rgb, m.Pix, m.Stride, 4)
-		} else {
+		// Written as RGB while every alpha seen is opaque (the packing
+		// checks: no pass of its own over the pixels); else again as RGBA
+		// (encode writes nothing before it has compressed every row).
+		if err = encode(w, m.Rect, rgb, m.Pix, m.Stride, 4); err == errTranslucent {
 			err = encode(w, m.Rect, rgba, unpremultiply(m), m.Rect.Dx()*4, 4)
 		}
 	case *image.NRGBA:
@@ -64,6 +67,10 @@ func Bytes(img image.Image) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// errTranslucent stops an RGB encoding at the first pixel that is not
+// opaque.
+var errTranslucent = errors.New("translucent pixel")
 
 // colorType is a PNG colour type, its bytes per pixel, and the palette
 // of colour type 3.
@@ -103,16 +110,24 @@ var zlibWriters = sync.Pool{New: func() any {
 }}
 
 // encode writes the PNG of pixels laid out with stride bytes per row and
-// srcBytes bytes per pixel (4 for RGBA sources written as RGB).
+// srcBytes bytes per pixel (4 for RGBA sources written as RGB: then a
+// translucent pixel stops it with errTranslucent).
 func encode(w io.Writer, r image.Rectangle, ct colorType, pix []byte, stride, srcBytes int) error {
 	width, height := r.Dx(), r.Dy()
 	if width <= 0 || height <= 0 {
 		return fmt.Errorf("image is empty (%dx%d)", width, height)
 	}
 	var idat bytes.Buffer
-	zw := zlibWriters.Get().(*zlib.Writer)
-	defer zlibWriters.Put(zw)
-	zw.Reset(&idat)
+	var zw interface{ Write([]byte) (int, error) }
+	runs := ct.channels == 1 // masks and colour masks: runs
+	if runs {
+		zw = newRunWriter(height * 16)
+	} else {
+		z := zlibWriters.Get().(*zlib.Writer)
+		defer zlibWriters.Put(z)
+		z.Reset(&idat)
+		zw = z
+	}
 	rowBytes := width * int(ct.channels)
 	zero := make([]byte, rowBytes) // row -1: Up on row 0 is no filter
 	packed := make([][]byte, 2)    // RGBA rows packed to RGB, when needed
@@ -127,9 +142,20 @@ func encode(w io.Writer, r image.Rectangle, ct colorType, pix []byte, stride, sr
 			}
 			cur = packed[y%2]
 			src := pix[y*stride:]
+			alpha := byte(255)
 			for x := range width {
-				copy(cur[x*3:x*3+3], src[x*srcBytes:x*srcBytes+3])
+				p := src[x*4 : x*4+4]
+				cur[x*3], cur[x*3+1], cur[x*3+2] = p[0], p[1], p[2]
+				alpha &= p[3]
 			}
+			if alpha != 255 {
+				return errTranslucent
+			}
+		}
+		if runs {
+			zw.(*runWriter).writeUp(cur, prev, line[1:])
+			prev = cur
+			continue
 		}
 		subtract(line[1:], cur, prev)
 		if _, err := zw.Write(line); err != nil {
@@ -137,7 +163,9 @@ func encode(w io.Writer, r image.Rectangle, ct colorType, pix []byte, stride, sr
 		}
 		prev = cur
 	}
-	if err := zw.Close(); err != nil {
+	if runs {
+		idat.Write(zw.(*runWriter).Close())
+	} else if err := zw.(*zlib.Writer).Close(); err != nil {
 		return err
 	}
 	var ihdr [13]byte

@@ -169,3 +169,64 @@ func TestSubtract(t *testing.T) {
 		}
 	}
 }
+
+func TestCommonPrefixAndSuffix(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for n := range 40 {
+		a := make([]byte, n)
+		for i := range a {
+			a[i] = byte(rng.IntN(3))
+		}
+		for k := range n + 1 {
+			b := append([]byte(nil), a...)
+			if k < n {
+				b[k]++
+			}
+			wantP, wantS := 0, 0
+			for wantP < n && a[wantP] == b[wantP] {
+				wantP++
+			}
+			for wantS < n && a[n-1-wantS] == b[n-1-wantS] {
+				wantS++
+			}
+			if got := commonPrefix(a, b); got != wantP {
+				t.Fatalf("n %d change %d: prefix %d, want %d", n, k, got, wantP)
+			}
+			if got := commonSuffix(a, b); got != wantS {
+				t.Fatalf("n %d change %d: suffix %d, want %d", n, k, got, wantS)
+			}
+		}
+	}
+}
+
+// FuzzEncodeGray: whatever the pixels, image/png reads back the same grey
+// image (the run-length stream and its checksum are valid).
+func FuzzEncodeGray(f *testing.F) {
+	f.Add(uint8(7), uint8(5), []byte{0, 0, 0, 255, 255, 255, 3})
+	f.Add(uint8(200), uint8(3), bytes.Repeat([]byte{0}, 600))
+	f.Fuzz(func(t *testing.T, w, h uint8, data []byte) {
+		if w == 0 || h == 0 {
+			return
+		}
+		g := image.NewGray(image.Rect(0, 0, int(w), int(h)))
+		for i := range g.Pix {
+			if len(data) > 0 {
+				g.Pix[i] = data[i%len(data)]
+				if i/len(data)%3 == 1 {
+					g.Pix[i] = 0
+				}
+			}
+		}
+		enc, err := Bytes(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := png.Decode(bytes.NewReader(enc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.(*image.Gray).Pix, g.Pix) {
+			t.Fatal("pixels differ")
+		}
+	})
+}
