@@ -196,29 +196,6 @@ func parallelRows(n int, fn func(y0, y1 int)) {
 	wg.Wait()
 }
 
-// depthShares composites front to back, in order (nearest first).
-func depthShares(vals []float64, order []int) {
-	left := 1.0
-	for _, i := range order {
-		vals[i] *= left
-		left -= vals[i]
-	}
-}
-
-// averageShares scales the values down to sum to at most 1.
-func averageShares(vals []float64) {
-	sum := 0.0
-	for _, v := range vals {
-		sum += v
-	}
-	if sum <= 1 {
-		return
-	}
-	for i := range vals {
-		vals[i] /= sum
-	}
-}
-
 // coverage is the mean value of a mask, 0..1; bounds hold every
 // non-zero pixel.
 func coverage(m *image.Gray, bounds image.Rectangle) float64 {

@@ -52,7 +52,7 @@ type Plan struct {
 	// background. Their masks sum to white at every pixel.
 	Regions []Region `json:"regions"`
 	// TokenCounter says how tokens were counted: "tokenizer" or "estimate".
-	TokenCounter     string           `json:"token_counter"`
+	TokenCounter string `json:"token_counter"`
 	// The consumer formats (Formats): each left out when the request
 	// names formats without it.
 	ComfyUI          Graph            `json:"comfyui,omitempty"`
