@@ -22,7 +22,7 @@
 #                                            CPU one) and the CUDA 12 libraries it
 #                                            loads (cudart, cuBLAS, cuDNN 9, cuFFT,
 #                                            cuRAND, NVRTC, nvJitLink), from PyPI
-#                                            wheels: about 1.9 GB to download, 3.2 GB
+#                                            wheels: about 1.9 GB to download, 3.0 GB
 #                                            on disk. The NVIDIA driver is not part
 #                                            of it (it comes with the system).
 # The pinned wheels (versions, sizes, SHA-256) are in scripts/wheels/pins.go.
