@@ -115,7 +115,7 @@ func Parse(r io.ReaderAt, size int64) ([]Fatbin, error) {
 	for off := int64(0); off < size; {
 		var hdr [fatbinHeaderSize]byte
 		if err := readAt(r, hdr[:], off, size); err != nil {
-			if allZero(r, off, size) {
+			if size-off < fatbinHeaderSize && allZero(r, off, size) {
 				break // trailing padding
 			}
 			return nil, fmt.Errorf("fatbin at offset %d: %w", off, err)
@@ -133,7 +133,7 @@ func Parse(r io.ReaderAt, size int64) ([]Fatbin, error) {
 		}
 		start := off + int64(binary.LittleEndian.Uint16(hdr[6:]))
 		length := binary.LittleEndian.Uint64(hdr[8:])
-		if start < off+fatbinHeaderSize || length > uint64(size-start) {
+		if start < off+fatbinHeaderSize || start > size || length > uint64(size-start) {
 			return nil, fmt.Errorf("fatbin at offset %d: %d bytes of entries run past the section's %d", off, length, size)
 		}
 		end := start + int64(length)
@@ -261,6 +261,9 @@ func readAt(r io.ReaderAt, b []byte, off, limit int64) error {
 }
 
 func allZero(r io.ReaderAt, off, size int64) bool {
+	if off < 0 || off > size {
+		return false
+	}
 	b := make([]byte, size-off)
 	if _, err := r.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
 		return false
