@@ -116,6 +116,11 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+	// Entries of other kinds are skipped.
+	other := fatbin(entry(ELF, 75, cudaELFHeader(75, false), flags64Linux, 0), entry(unknownKind, 75, []byte("not code"), flags64Linux, 0))
+	if fbs, err := Parse(bytes.NewReader(other), int64(len(other))); err != nil || !reflect.DeepEqual(fbs, []Fatbin{{Codes: []Code{elfCode(75)}}}) {
+		t.Errorf("fatbin with an entry of another kind: %+v, %v", fbs, err)
+	}
 	// Trailing zero padding is no fatbin and no error.
 	padded := append(bytes.Clone(sec), make([]byte, 13)...)
 	if fbs, err := Parse(bytes.NewReader(padded), int64(len(padded))); err != nil || len(fbs) != 2 {

@@ -7,9 +7,11 @@ package cudabin
 //	testdata/fatbin.so    an ELF shared object whose .nv_fatbin holds two
 //	                      fatbins: (1) ELF sm_70 (stored), ELF sm_90a
 //	                      (LZ4-compressed, arch-specific by its e_flags), PTX
-//	                      sm_90 (an 80-byte entry header, as nvcc writes for
-//	                      PTX); 8 bytes of zero padding; (2) ELF sm_80, ELF
-//	                      sm_86, an entry of an unknown kind, PTX sm_80.
+//	                      sm_90 (an 80-byte entry header with the options
+//	                      block, as nvcc writes PTX entries); 8 bytes of
+//	                      zero padding; (2) ELF sm_80, ELF sm_86, PTX sm_80.
+//	                      NVIDIA's cuobjdump 13.5 (--list-elf --list-ptx)
+//	                      lists these six entries.
 //	testdata/needs/*.so   libraries that need one another (DT_NEEDED):
 //	                      libtop needs libmid and libc.so.6, libmid needs
 //	                      libbase; for LoadOrder.
@@ -38,9 +40,20 @@ type section struct {
 	link uint32 // section index of a string table
 }
 
-// elfFile lays out a little-endian ELF64 shared object with the given
-// sections (index 1 onwards), then .shstrtab.
-func elfFile(sections []section) []byte {
+// elfHeader is what differs between the ELF files made here: a host
+// shared object, or a cubin.
+type elfHeader struct {
+	typ            elf.Type
+	machine        elf.Machine
+	osabi, version byte
+	flags          uint32
+}
+
+var hostLibrary = elfHeader{typ: elf.ET_DYN, machine: elf.EM_X86_64}
+
+// elfFile lays out a little-endian ELF64 file with the given sections
+// (index 1 onwards), then .shstrtab.
+func elfFile(hdr elfHeader, sections []section) []byte {
 	const ehsize, shentsize = 64, 64
 	names := []byte{0}
 	nameOff := make([]uint32, len(sections)+1)
@@ -68,7 +81,7 @@ func elfFile(sections []section) []byte {
 
 	var out bytes.Buffer
 	le := binary.LittleEndian
-	ident := [16]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)}
+	ident := [16]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT), hdr.osabi, hdr.version}
 	out.Write(ident[:])
 	binary.Write(&out, le, struct {
 		Type, Machine                                        uint16
@@ -76,7 +89,7 @@ func elfFile(sections []section) []byte {
 		Entry, Phoff, Shoff                                  uint64
 		Flags                                                uint32
 		Ehsize, Phentsize, Phnum, Shentsize, Shnum, Shstrndx uint16
-	}{uint16(elf.ET_DYN), uint16(elf.EM_X86_64), uint32(elf.EV_CURRENT), 0, 0, shoff, 0,
+	}{uint16(hdr.typ), uint16(hdr.machine), uint32(elf.EV_CURRENT), 0, 0, shoff, hdr.flags,
 		ehsize, 56, 0, shentsize, uint16(len(all) + 1), uint16(len(all))})
 	out.Write(body.Bytes())
 	out.Write(make([]byte, shentsize)) // section 0: none
@@ -87,22 +100,16 @@ func elfFile(sections []section) []byte {
 	return out.Bytes()
 }
 
-// cudaELFHeader is the start of a cubin for sm (CUDA ELF ABI version 7):
-// e_flags hold the architecture, the virtual architecture and, for sm_XXa,
-// 0x800.
+// cudaELFHeader is a minimal cubin for sm (CUDA ELF ABI version 7, one
+// empty .text section): e_flags hold the architecture, the virtual
+// architecture and, for sm_XXa, 0x800.
 func cudaELFHeader(sm int, specific bool) []byte {
-	h := make([]byte, 64)
-	copy(h, elf.ELFMAG)
-	h[elf.EI_CLASS], h[elf.EI_DATA], h[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), 1
-	h[elf.EI_OSABI], h[elf.EI_ABIVERSION] = elfOSABICUDA, 7
-	binary.LittleEndian.PutUint16(h[16:], uint16(elf.ET_EXEC))
-	binary.LittleEndian.PutUint16(h[18:], 190) // EM_CUDA
 	flags := uint32(sm) | uint32(sm)<<16 | 0x500
 	if specific {
 		flags |= elfAccelerators
 	}
-	binary.LittleEndian.PutUint32(h[0x30:], flags)
-	return append(h, "code for sm_X would follow"...)
+	return elfFile(elfHeader{typ: elf.ET_EXEC, machine: elf.EM_CUDA, osabi: elfOSABICUDA, version: 7, flags: flags},
+		[]section{{name: ".text", typ: elf.SHT_PROGBITS}})
 }
 
 // lz4Compress writes an LZ4 block that stores runs of one repeated byte as
@@ -153,21 +160,37 @@ func lz4Compress(src []byte) []byte {
 	return out
 }
 
-// entry is one fatbin entry.
-func entry(kind Kind, sm int, payload []byte, flags uint64, headerSize int, uncompressed int) []byte {
-	h := make([]byte, headerSize)
+// entry is one fatbin entry. PTX entries get an 80-byte header with the
+// options block nvcc writes (at 64: offset and length of the ptxas
+// options, "-w  "); stored payloads have compressed size 0.
+func entry(kind Kind, sm int, payload []byte, flags uint64, uncompressed int) []byte {
 	le := binary.LittleEndian
+	size := entryHeaderSize
+	if kind == PTX {
+		size += 16
+	}
+	h := make([]byte, size)
 	le.PutUint16(h[0:], uint16(kind))
 	le.PutUint16(h[2:], 0x0101)
-	le.PutUint32(h[4:], uint32(headerSize))
+	le.PutUint32(h[4:], uint32(size))
 	padded := (len(payload) + 7) &^ 7
 	le.PutUint64(h[8:], uint64(padded))
-	le.PutUint32(h[16:], uint32(len(payload)))
-	le.PutUint16(h[24:], 7) // code version 1.7
-	le.PutUint16(h[26:], 1)
+	if flags&flagLZ4 != 0 {
+		le.PutUint32(h[16:], uint32(len(payload)))
+		le.PutUint64(h[56:], uint64(uncompressed))
+	}
+	major, minor := 1, 7 // cubin code version 1.7
+	if kind == PTX {
+		major, minor = 8, 0 // PTX ISA 8.0
+		le.PutUint32(h[20:], entryHeaderSize)
+		le.PutUint32(h[64:], entryHeaderSize+8)
+		le.PutUint32(h[68:], 4)
+		copy(h[72:], "-w  ")
+	}
+	le.PutUint16(h[24:], uint16(minor))
+	le.PutUint16(h[26:], uint16(major))
 	le.PutUint32(h[28:], uint32(sm))
 	le.PutUint64(h[40:], flags)
-	le.PutUint64(h[56:], uint64(uncompressed))
 	return append(append(h, payload...), make([]byte, padded-len(payload))...)
 }
 
@@ -191,18 +214,17 @@ func fatbinFixture() []byte {
 	ptx80 := []byte(".version 8.0\n.target sm_80\n.address_size 64\n")
 	sm90a := cudaELFHeader(90, true)
 	first := fatbin(
-		entry(ELF, 70, cudaELFHeader(70, false), flags64Linux, 64, 0),
-		entry(ELF, 90, lz4Compress(sm90a), flags64Linux|flagLZ4, 64, len(sm90a)),
-		entry(PTX, 90, ptx90, flags64Linux, 80, 0),
+		entry(ELF, 70, cudaELFHeader(70, false), flags64Linux, 0),
+		entry(ELF, 90, lz4Compress(sm90a), flags64Linux|flagLZ4, len(sm90a)),
+		entry(PTX, 90, ptx90, flags64Linux, 0),
 	)
 	second := fatbin(
-		entry(ELF, 80, cudaELFHeader(80, false), flags64Linux, 64, 0),
-		entry(ELF, 86, cudaELFHeader(86, false), flags64Linux, 64, 0),
-		entry(unknownKind, 86, []byte("not code"), flags64Linux, 64, 0),
-		entry(PTX, 80, ptx80, flags64Linux, 64, 0),
+		entry(ELF, 80, cudaELFHeader(80, false), flags64Linux, 0),
+		entry(ELF, 86, cudaELFHeader(86, false), flags64Linux, 0),
+		entry(PTX, 80, ptx80, flags64Linux, 0),
 	)
 	data := append(append(first, make([]byte, 8)...), second...)
-	return elfFile([]section{
+	return elfFile(hostLibrary, []section{
 		{name: ".text", typ: elf.SHT_PROGBITS, data: []byte{0xc3}},
 		{name: ".nv_fatbin", typ: elf.SHT_PROGBITS, data: data},
 	})
@@ -223,7 +245,7 @@ func neededFixture(soname string, needed ...string) []byte {
 	dyn = append(dyn, elf.Dyn64{Tag: int64(elf.DT_NULL)})
 	var d bytes.Buffer
 	binary.Write(&d, binary.LittleEndian, dyn)
-	return elfFile([]section{
+	return elfFile(hostLibrary, []section{
 		{name: ".dynstr", typ: elf.SHT_STRTAB, data: strs},
 		{name: ".dynamic", typ: elf.SHT_DYNAMIC, data: d.Bytes(), link: 1},
 	})
