@@ -160,6 +160,9 @@ func checkProvider(cfg grounding.ModelConfig, rt *native.Runtime, facts cudaFact
 	if !rt.HasCUDA() {
 		return fmt.Sprintf("cpu (CUDA requested, but %s has no CUDA execution provider: make setup-gpu installs the CUDA build; falling back to CPU)", display(rt.Path()))
 	}
+	if _, err := facts.deviceItem(cfg.DeviceID); err != nil {
+		return fmt.Sprintf("cpu (CUDA requested, but %v; falling back to CPU)", err)
+	}
 	s, err := rt.NewSession(filepath.Join(cfg.Dir, fileVision), sc)
 	if err != nil {
 		why := err.Error()

@@ -82,6 +82,9 @@ func openEngine(cfg grounding.ModelConfig, progress LoadProgress) (*engine, erro
 		e.cuda = readCUDAFacts(e.rt, sc.CUDA.DeviceID)
 		if !e.rt.HasCUDA() {
 			e.cpuFallback(&sc, fmt.Sprintf("%s has no CUDA execution provider (make setup-gpu installs the CUDA build)", e.rt.Path()))
+		} else if _, err := e.cuda.deviceItem(sc.CUDA.DeviceID); err != nil {
+			// Sessions would open, and then every kernel launch fail.
+			e.cpuFallback(&sc, err.Error())
 		}
 	}
 	for i, s := range []struct {
@@ -100,7 +103,7 @@ func openEngine(cfg grounding.ModelConfig, progress LoadProgress) (*engine, erro
 			e.Close()
 			return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 		}
-		device, _ := e.cuda.deviceItem(sc.CUDA.DeviceID)
+		device, _ := e.cuda.deviceItem(sc.CUDA.DeviceID) // its error led to the CPU above
 		slog.Info("running on CUDA: model.provider is cuda and the CUDA provider opened every session",
 			"device", device, "provider_library", e.cuda.provider, "libraries", loadedLibraries())
 	}
