@@ -12,10 +12,16 @@ export CGO_CFLAGS := -I$(DEPS)/onnxruntime/include
 VENV := $(CURDIR)/.venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup build test test-short lint demo quality bench fuzz venv fixtures clean
+.PHONY: setup setup-gpu build test test-short test-gpu lint demo quality bench fuzz venv fixtures clean
 
 setup:
 	@bash scripts/setup.sh
+
+# ONNX Runtime's CUDA build and the CUDA 12 libraries it loads, into
+# .deps/onnxruntime-gpu (about 1.9 GB to download, 3 GB on disk; once).
+# Used when model.provider = "cuda"; the NVIDIA driver comes with the system.
+setup-gpu:
+	@bash scripts/setup.sh gpu
 
 build: setup
 	go build -o bin/paliprompt .
@@ -24,6 +30,14 @@ build: setup
 # slow integration tests included). What CI runs (.ci/run).
 test: setup lint
 	go test ./...
+
+# The ONNX Runtime and model tests again with model.provider = "cuda", on
+# the CUDA build: on a GPU they run on it; without one every model falls
+# back to the CPU with the driver's reason, and every golden must still
+# pass on that library. Not part of `make test` (CI): CI starts from an
+# empty .deps/ and would download 1.9 GB each run.
+test-gpu: setup-gpu
+	PALIPROMPT_TEST_PROVIDER=cuda go test -count=1 ./grounding/...
 
 # The fast loop: the slow tests skip under -short.
 test-short: setup

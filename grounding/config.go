@@ -19,9 +19,11 @@ type ModelConfig struct {
 	// MaskDecoder is the vae-oid.npz file for segmentation masks. Empty:
 	// <Dir>/vae-oid.npz when present.
 	MaskDecoder string `toml:"mask_decoder"`
-	// OnnxRuntimeLibrary is the path of libonnxruntime.so. Empty: the
-	// library installed by `make setup` (.deps/onnxruntime, found from the
-	// working directory or the executable), else the system's.
+	// OnnxRuntimeLibrary is the path of libonnxruntime.so. Empty: for
+	// provider "cuda" the CUDA build of `make setup-gpu`
+	// (.deps/onnxruntime-gpu) when present, else the CPU build of `make
+	// setup` (.deps/onnxruntime), found from the working directory or the
+	// executable; else the system's.
 	OnnxRuntimeLibrary string `toml:"onnxruntime_library"`
 	// Provider is the execution provider: "cpu" or "cuda" (falls back to
 	// CPU, with a log line, when CUDA cannot be used).

@@ -2,10 +2,10 @@
 # Installs paliprompt's native dependencies into .deps/ (ignored by git).
 # Idempotent: each step is skipped when its output is already there.
 #
-#   .deps/onnxruntime/libonnxruntime.so.1   ONNX Runtime 1.24.3 from the npm
-#                                            package onnxruntime-node (runs on the
-#                                            CPU; CUDA needs the provider libraries
-#                                            beside it: README, V100 section)
+#   scripts/setup.sh        the CPU setup (make setup):
+#   .deps/onnxruntime/libonnxruntime.so.1   ONNX Runtime (CPU build) from the
+#                                            PyPI wheel onnxruntime, unpacked by
+#                                            scripts/wheels (no Python needed)
 #   .deps/onnxruntime/include/              the ORT C API headers (from the Go
 #                                            module github.com/yalue/onnxruntime_go)
 #                                            for the project's own small cgo layer
@@ -15,9 +15,19 @@
 #   libjpeg-turbo (system, Debian's libjpeg62-turbo-dev)
 #                                            the JPEG decoder Pillow uses, for
 #                                            bit-exact and fast JPEG decoding
+#
+#   scripts/setup.sh gpu    also the CUDA setup (make setup-gpu):
+#   .deps/onnxruntime-gpu/                   ONNX Runtime's CUDA build (core library
+#                                            and CUDA provider, same version as the
+#                                            CPU one) and the CUDA 12 libraries it
+#                                            loads (cudart, cuBLAS, cuDNN 9, cuFFT,
+#                                            cuRAND, NVRTC, nvJitLink), from PyPI
+#                                            wheels: about 1.9 GB to download, 3.0 GB
+#                                            on disk. The NVIDIA driver is not part
+#                                            of it (it comes with the system).
+# The pinned wheels (versions, sizes, SHA-256) are in scripts/wheels/pins.go.
 set -euo pipefail
 
-ORT_VERSION=1.24.3
 ORT_GO_VERSION=v1.27.0
 TOKENIZERS_VERSION=v1.22.1
 STATICCHECK_VERSION=v0.8.2
@@ -32,22 +42,17 @@ need() {
   exit 1
 }
 
+# install_wheels SET DIR: the pinned wheels of SET (scripts/wheels/pins.go)
+# into DIR; scripts/wheels skips them when DIR already holds them.
+install_wheels() {
+  need go "install Go (https://go.dev/dl)"
+  (cd "$root" && go run ./scripts/wheels -set "$1" -dest "$2")
+}
+
 install_onnxruntime() {
-  local dir="$deps/onnxruntime"
-  if [ -f "$dir/libonnxruntime.so.1" ] && [ "$(cat "$dir/VERSION" 2>/dev/null)" = "$ORT_VERSION" ]; then
-    return 0
-  fi
-  need npm "install Node.js with npm (https://nodejs.org); it fetches the ONNX Runtime library from the npm package onnxruntime-node@$ORT_VERSION"
-  echo "setup: fetching ONNX Runtime $ORT_VERSION (npm package onnxruntime-node@$ORT_VERSION)"
-  local tmp
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
-  (cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
-  tar -xzf "$tmp/onnxruntime-node-$ORT_VERSION.tgz" -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
-  mkdir -p "$dir"
-  cp "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$dir/"
-  ln -sf libonnxruntime.so.1 "$dir/libonnxruntime.so"
-  echo "$ORT_VERSION" >"$dir/VERSION"
+  install_wheels cpu "$deps/onnxruntime"
+  ln -sf libonnxruntime.so.1 "$deps/onnxruntime/libonnxruntime.so"
+  rm -f "$deps/onnxruntime/VERSION" # the marker of the npm build installed before
 }
 
 # module_dir prints the module cache folder of a Go module version.
@@ -124,4 +129,8 @@ install_onnxruntime
 install_ort_headers
 install_tokenizers
 install_staticcheck
+if [ "${1:-}" = gpu ]; then
+  install_wheels gpu "$deps/onnxruntime-gpu"
+  echo "setup: ONNX Runtime's CUDA build and the CUDA 12 libraries ready in .deps/onnxruntime-gpu/ (used when model.provider = \"cuda\")"
+fi
 echo "setup: native dependencies ready in .deps/"

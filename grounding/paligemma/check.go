@@ -106,13 +106,25 @@ func Check(cfg grounding.ModelConfig) Report {
 	} else {
 		add("tokenizer", err, "")
 	}
-	rt, err := native.LoadRuntime(cfg.OnnxRuntimeLibrary)
+	sc := sessionConfig(cfg)
+	rt, err := native.LoadRuntime(cfg.OnnxRuntimeLibrary, sc.CUDA != nil)
 	if err != nil {
 		add("onnxruntime", err, "")
 	} else {
-		add("onnxruntime", nil, fmt.Sprintf("%s, version %s, providers %s", rt.Path(), rt.Version(), strings.Join(rt.Providers(), ", ")))
+		add("onnxruntime", nil, fmt.Sprintf("%s, version %s, providers %s", display(rt.Path()), rt.Version(), strings.Join(rt.Providers(), ", ")))
+		var facts cudaFacts
+		if sc.CUDA != nil {
+			facts = readCUDAFacts(rt, cfg.DeviceID)
+			detail, err := facts.providerItem(rt)
+			add("cuda provider", err, detail)
+			detail, err = facts.deviceItem(cfg.DeviceID)
+			add("cuda device", err, detail)
+		}
 		if !missing {
-			add("provider", nil, checkProvider(cfg, rt))
+			add("provider", nil, checkProvider(cfg, rt, facts))
+		}
+		for _, lib := range loadedLibraries() {
+			add("loaded", nil, lib)
 		}
 	}
 	path := cfg.MaskDecoderPath()
@@ -139,19 +151,26 @@ func fileSize(st os.FileInfo, dir, f string) int64 {
 }
 
 // checkProvider opens the vision encoder on the configured provider to
-// see what really runs.
-func checkProvider(cfg grounding.ModelConfig, rt *native.Runtime) string {
+// see what really runs, and says why.
+func checkProvider(cfg grounding.ModelConfig, rt *native.Runtime, facts cudaFacts) string {
 	sc := sessionConfig(cfg)
 	if sc.CUDA == nil {
-		return "cpu"
+		return fmt.Sprintf("cpu (model.provider = %q)", cfg.Provider)
 	}
 	if !rt.HasCUDA() {
-		return fmt.Sprintf("cpu (CUDA requested, but %s has no CUDA execution provider: falling back to CPU)", rt.Path())
+		return fmt.Sprintf("cpu (CUDA requested, but %s has no CUDA execution provider: make setup-gpu installs the CUDA build; falling back to CPU)", display(rt.Path()))
+	}
+	if _, err := facts.deviceItem(cfg.DeviceID); err != nil {
+		return fmt.Sprintf("cpu (CUDA requested, but %v; falling back to CPU)", err)
 	}
 	s, err := rt.NewSession(filepath.Join(cfg.Dir, fileVision), sc)
 	if err != nil {
-		return fmt.Sprintf("cpu (CUDA requested, but unusable: %v; falling back to CPU)", err)
+		why := err.Error()
+		if facts.noDevice != "" {
+			why = fmt.Sprintf("no CUDA device: %s; ONNX Runtime says: %v", facts.noDevice, err)
+		}
+		return fmt.Sprintf("cpu (CUDA requested, but unusable: %s; falling back to CPU)", why)
 	}
 	s.Close()
-	return fmt.Sprintf("cuda:%d", cfg.DeviceID)
+	return fmt.Sprintf("cuda:%d (CUDA requested, and the CUDA provider opened the vision encoder on device %d)", cfg.DeviceID, cfg.DeviceID)
 }

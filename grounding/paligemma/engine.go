@@ -26,6 +26,8 @@ type engine struct {
 	provider string
 	// fallback says why CUDA was requested but CPU is used ("" otherwise).
 	fallback string
+	// cuda is what the CUDA path offers, read when CUDA is requested.
+	cuda cudaFacts
 	// kvMemory, when set, keeps the KV cache in that memory through
 	// IoBinding (the GPU's on CUDA); nil uses host ping-pong buffers.
 	kvMemory *native.MemoryInfo
@@ -71,13 +73,19 @@ func openEngine(cfg grounding.ModelConfig, progress LoadProgress) (*engine, erro
 			e.tok.Path(), n, spec.vocab)
 	}
 	progress(1, steps, "ONNX Runtime")
-	if e.rt, err = native.LoadRuntime(cfg.OnnxRuntimeLibrary); err != nil {
+	if e.rt, err = native.LoadRuntime(cfg.OnnxRuntimeLibrary, strings.EqualFold(cfg.Provider, "cuda")); err != nil {
 		e.Close()
 		return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 	}
 	sc := sessionConfig(cfg)
-	if sc.CUDA != nil && !e.rt.HasCUDA() {
-		e.cpuFallback(&sc, fmt.Sprintf("%s has no CUDA execution provider", e.rt.Path()))
+	if sc.CUDA != nil {
+		e.cuda = readCUDAFacts(e.rt, sc.CUDA.DeviceID)
+		if !e.rt.HasCUDA() {
+			e.cpuFallback(&sc, fmt.Sprintf("%s has no CUDA execution provider (make setup-gpu installs the CUDA build)", e.rt.Path()))
+		} else if _, err := e.cuda.deviceItem(sc.CUDA.DeviceID); err != nil {
+			// Sessions would open, and then every kernel launch fail.
+			e.cpuFallback(&sc, err.Error())
+		}
 	}
 	for i, s := range []struct {
 		file string
@@ -95,6 +103,9 @@ func openEngine(cfg grounding.ModelConfig, progress LoadProgress) (*engine, erro
 			e.Close()
 			return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 		}
+		device, _ := e.cuda.deviceItem(sc.CUDA.DeviceID) // its error led to the CPU above
+		slog.Info("running on CUDA: model.provider is cuda and the CUDA provider opened every session",
+			"device", device, "provider_library", e.cuda.provider, "libraries", loadedLibraries())
 	}
 	progress(steps, steps, "ready")
 	return e, nil
@@ -121,6 +132,9 @@ func (e *engine) openSession(cfg grounding.ModelConfig, file string, sc *native.
 }
 
 func (e *engine) cpuFallback(sc *native.SessionConfig, why string) {
+	if e.cuda.noDevice != "" {
+		why = fmt.Sprintf("no CUDA device: %s; %s", e.cuda.noDevice, why)
+	}
 	slog.Warn("CUDA requested but not usable, running on CPU", "reason", why)
 	e.fallback = why
 	sc.CUDA = nil

@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"paliprompt/grounding/internal/cudabin"
 )
 
 // Runtime is the process's ONNX Runtime: one shared library and one
@@ -22,6 +24,13 @@ type Runtime struct {
 	path      string
 	version   string
 	providers []string
+
+	// The CUDA libraries beside the library, loaded before the CUDA
+	// provider is (preloadCUDA). They stay loaded for the process's life:
+	// ONNX Runtime keeps the provider, and the provider them.
+	cudaOnce   sync.Once
+	cudaLibs   []*SharedLibrary
+	cudaLibErr error
 }
 
 var (
@@ -29,14 +38,24 @@ var (
 	runtime   *Runtime
 )
 
-// defaultLibrary is where `make setup` installs ONNX Runtime.
-const defaultLibrary = ".deps/onnxruntime/libonnxruntime.so.1"
+// Where `make setup` installs ONNX Runtime's CPU build, and `make
+// setup-gpu` its CUDA build with the CUDA libraries beside it.
+const (
+	defaultLibrary = ".deps/onnxruntime/libonnxruntime.so.1"
+	cudaLibrary    = ".deps/onnxruntime-gpu/libonnxruntime.so.1"
+)
 
-// FindLibrary returns the ONNX Runtime library to load: path when given,
-// else .deps/onnxruntime/libonnxruntime.so.1 under the working directory or
-// next to (or one folder above) the executable, else the system's
-// libonnxruntime.so.1 for the dynamic loader to find.
-func FindLibrary(path string) string {
+// cudaProvider is the CUDA provider's file, next to the core library (ONNX
+// Runtime loads its providers from its own folder).
+const cudaProvider = "libonnxruntime_providers_cuda.so"
+
+// FindLibrary returns the ONNX Runtime library to load: path when given;
+// else, for CUDA, .deps/onnxruntime-gpu/libonnxruntime.so.1; else (or when
+// that is not installed) .deps/onnxruntime/libonnxruntime.so.1; each looked
+// for under the working directory or next to (or one folder above) the
+// executable; else the system's libonnxruntime.so.1 for the dynamic
+// loader to find.
+func FindLibrary(path string, cuda bool) string {
 	if path != "" {
 		return path
 	}
@@ -47,20 +66,27 @@ func FindLibrary(path string) string {
 	if exe, err := os.Executable(); err == nil {
 		dirs = append(dirs, filepath.Dir(exe), filepath.Dir(filepath.Dir(exe)))
 	}
-	for _, d := range dirs {
-		p := filepath.Join(d, defaultLibrary)
-		if _, err := os.Stat(p); err == nil {
-			return p
+	candidates := []string{defaultLibrary}
+	if cuda {
+		candidates = []string{cudaLibrary, defaultLibrary}
+	}
+	for _, lib := range candidates {
+		for _, d := range dirs {
+			p := filepath.Join(d, lib)
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
 		}
 	}
 	return "libonnxruntime.so.1"
 }
 
-// LoadRuntime loads ONNX Runtime from path (see FindLibrary) once per
-// process. Asking again for the same library returns the same Runtime;
-// asking for another one is an error, since a process can hold only one.
-func LoadRuntime(path string) (*Runtime, error) {
-	path = FindLibrary(path)
+// LoadRuntime loads ONNX Runtime from path (see FindLibrary; cuda prefers
+// the CUDA build) once per process. Asking again for the same library
+// returns the same Runtime; asking for another one is an error, since a
+// process can hold only one.
+func LoadRuntime(path string, cuda bool) (*Runtime, error) {
+	path = FindLibrary(path, cuda)
 	runtimeMu.Lock()
 	defer runtimeMu.Unlock()
 	if runtime != nil {
@@ -92,16 +118,55 @@ func LoadRuntime(path string) (*Runtime, error) {
 // Path is the library file loaded.
 func (r *Runtime) Path() string { return r.path }
 
-// Version is ONNX Runtime's version string ("1.24.3").
+// Version is ONNX Runtime's version string ("1.24.4").
 func (r *Runtime) Version() string { return r.version }
 
 // Providers lists the execution providers the library was built with.
 func (r *Runtime) Providers() []string { return slices.Clone(r.providers) }
 
 // HasCUDA reports whether the library was built with the CUDA execution
-// provider. Its provider libraries, CUDA itself and a device may still be
-// missing (the npm build lists CUDA but ships without them): only creating
-// a session tells, and NewSession then fails with ErrNoCUDA.
+// provider. Its provider library, CUDA itself and a device may still be
+// missing: only creating a session tells, and NewSession then fails with
+// ErrNoCUDA.
 func (r *Runtime) HasCUDA() bool {
 	return slices.Contains(r.providers, "CUDAExecutionProvider")
+}
+
+// CUDAProvider is the CUDA provider library next to the core library, or
+// "" when there is none (a CPU build, or a CUDA build without it).
+func (r *Runtime) CUDAProvider() string {
+	p := filepath.Join(filepath.Dir(r.path), cudaProvider)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// preloadCUDA loads, once, the libraries beside the core library that the
+// CUDA provider needs (cudart, cuBLAS, cuDNN, ...), each after those it
+// needs: the provider has no run path, so without them loaded the dynamic
+// loader would search only LD_LIBRARY_PATH and the system. Libraries that
+// are not beside it are left to the system (a CUDA toolkit installed
+// there).
+func (r *Runtime) preloadCUDA() ([]*SharedLibrary, error) {
+	r.cudaOnce.Do(func() {
+		provider := r.CUDAProvider()
+		if provider == "" {
+			return
+		}
+		order, err := cudabin.LoadOrder(filepath.Dir(provider), cudaProvider)
+		if err != nil {
+			r.cudaLibErr = err
+			return
+		}
+		for _, path := range order[:len(order)-1] { // the provider is ONNX Runtime's to load
+			lib, err := OpenLibrary(path)
+			if err != nil {
+				r.cudaLibErr = err
+				return
+			}
+			r.cudaLibs = append(r.cudaLibs, lib)
+		}
+	})
+	return r.cudaLibs, r.cudaLibErr
 }

@@ -107,7 +107,10 @@ func (r *Runtime) sessionOptions(cfg SessionConfig) (*ort.SessionOptions, error)
 
 func (r *Runtime) appendCUDA(opts *ort.SessionOptions, c CUDAConfig) error {
 	if !r.HasCUDA() {
-		return fmt.Errorf("%w: %s was built without it (providers: %v)", ErrNoCUDA, r.path, r.providers)
+		return fmt.Errorf("%w: %s was built without it (providers: %v; make setup-gpu installs the CUDA build)", ErrNoCUDA, r.path, r.providers)
+	}
+	if _, err := r.preloadCUDA(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoCUDA, err)
 	}
 	cuda, err := ort.NewCUDAProviderOptions()
 	if err != nil {
