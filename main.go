@@ -2,7 +2,7 @@
 // conditioning masks, served on NATS.
 //
 //	paliprompt serve [-config config.toml]
-//	paliprompt run   [-config config.toml] [-out DIR] [-task T] [-objects "a ; b"] [-lang en] FILE...
+//	paliprompt run   [-config config.toml] [-out DIR] [-task T] [-objects "a ; b"] [-lang en] [-verify RESULT.json] FILE...
 //	paliprompt check [-config config.toml]
 //	paliprompt demo  [-config config.toml] [-out out/demo] [-examples examples]
 package main
@@ -38,7 +38,7 @@ const usage = `paliprompt turns a reference image into SDXL prompts with regiona
 
 Usage:
   paliprompt serve [-config F]        serve on NATS (embedded server when nats.url is empty)
-  paliprompt run   [-config F] [-out DIR] [-task T] [-objects "a ; b"] [-lang L] FILE...
+  paliprompt run   [-config F] [-out DIR] [-task T] [-objects "a ; b"] [-lang L] [-verify RESULT.json] FILE...
                                       the same pipeline on image or JSON request files, no NATS
   paliprompt check [-config F]        check NATS, model, ONNX Runtime and mask decoder
   paliprompt demo  [-config F] [-out DIR] [-examples DIR]
@@ -183,6 +183,7 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	objects := c.fs.String("objects", "", `objects to detect and segment in image files, "cat ; dog"`)
 	lang := c.fs.String("lang", "", "language of captions (default en)")
 	profile := c.fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	plan := c.fs.String("verify", "", "a generate or layout result JSON (as run writes it): check each FILE, a generated image, against its plan")
 	if err := c.fs.Parse(args); err != nil {
 		return err
 	}
@@ -199,6 +200,9 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *task != "" && !slices.Contains(plugin.Endpoints(), plugin.Endpoint(*task)) {
 		return fmt.Errorf("-task %q: use one of %v", *task, plugin.Endpoints())
 	}
+	if *plan != "" && *task != "" && *task != string(plugin.EndpointVerify) {
+		return fmt.Errorf("-verify checks generated images: leave out -task %s", *task)
+	}
 	cfg, err := c.load()
 	if err != nil {
 		return err
@@ -213,7 +217,7 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		names = strings.Split(*objects, ";")
 	}
 	return p.RunFiles(ctx, c.fs.Args(), plugin.RunOptions{
-		Out: *out, Endpoint: plugin.Endpoint(*task), Objects: names, Lang: *lang, Progress: stderr,
+		Out: *out, Endpoint: plugin.Endpoint(*task), Objects: names, Lang: *lang, Plan: *plan, Progress: stderr,
 	}, stdout)
 }
 

@@ -22,6 +22,8 @@ func TestCommands(t *testing.T) {
 		{"missing explicit config", []string{"check", "-config", "nope.toml"}, 1, "nope.toml"},
 		{"run without files", []string{"run"}, 1, "no files"},
 		{"run bad task", []string{"run", "-task", "paint", "x.png"}, 1, `-task "paint"`},
+		{"run verify with another task", []string{"run", "-verify", "r.json", "-task", "detect", "x.png"}, 1, "leave out -task detect"},
+		{"run verify without the plan", []string{"run", "-out", out, "-verify", "no-such.json", "examples/images/house.png"}, 1, "no-such.json"},
 		{"run an example", []string{"run", "-out", out, "examples/requests/layout-two-shapes.json"}, 0, "layout-two-shapes.json"},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"paliprompt/core"
+	"paliprompt/verify"
 
 	"github.com/BurntSushi/toml"
 
@@ -37,6 +38,7 @@ type Config struct {
 	Model   grounding.ModelConfig `toml:"model"`
 	Layout  layouts.Config        `toml:"layout"`
 	SDXL    sdxl.Config           `toml:"sdxl"`
+	Verify  verify.Config         `toml:"verify"`
 }
 
 // LogConfig selects the slog handler.
@@ -142,6 +144,13 @@ type ObjectsConfig struct {
 	InlineMaskBytes ByteSize `toml:"inline_mask_bytes"`
 	// ResultsTTL is how long objects in ResultsBucket are kept.
 	ResultsTTL Duration `toml:"results_ttl"`
+	// KeepPlans keeps the plan of every generate and layout result in
+	// PlansBucket, named by the result's id, for verify requests by id.
+	KeepPlans bool `toml:"keep_plans"`
+	// PlansBucket holds the kept plans.
+	PlansBucket string `toml:"plans_bucket"`
+	// PlansTTL is how long a plan is kept; "0s": forever.
+	PlansTTL Duration `toml:"plans_ttl"`
 }
 
 // LimitsConfig bounds what a request may ask for.
@@ -211,6 +220,9 @@ func DefaultConfig() Config {
 			ResultsBucket:   "paliprompt-results",
 			InlineMaskBytes: 256 << 10,
 			ResultsTTL:      Duration(24 * time.Hour),
+			KeepPlans:       true,
+			PlansBucket:     "paliprompt-plans",
+			PlansTTL:        Duration(24 * time.Hour),
 		},
 		Limits: LimitsConfig{
 			MaxImageBytes: 32 << 20,
@@ -227,6 +239,7 @@ func DefaultConfig() Config {
 		Model:  defaultModel(),
 		Layout: layouts.DefaultConfig(),
 		SDXL:   sdxl.DefaultConfig(),
+		Verify: verify.DefaultConfig(),
 	}
 }
 

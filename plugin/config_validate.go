@@ -79,6 +79,7 @@ func (c Config) Validate() error {
 	p.Merge(c.Model.Validate())
 	p.Merge(c.Layout.Validate())
 	p.Merge(c.SDXL.Validate())
+	p.Merge(c.Verify.Validate())
 	return p.Err()
 }
 
@@ -169,6 +170,10 @@ func (e EventsConfig) validate(p problems, queueSize int) {
 func (o ObjectsConfig) validate(p problems) {
 	p.name("objects.images_bucket", o.ImagesBucket)
 	p.name("objects.results_bucket", o.ResultsBucket)
+	p.name("objects.plans_bucket", o.PlansBucket)
+	if o.PlansTTL < 0 {
+		p.Add("objects.plans_ttl", "%s is negative: use 0 to keep plans forever", o.PlansTTL)
+	}
 	if o.InlineMaskBytes < 0 {
 		p.Add("objects.inline_mask_bytes", "%d is negative", o.InlineMaskBytes)
 	}

@@ -18,6 +18,7 @@ type objectStores struct {
 	cfg     ObjectsConfig
 	images  jetstream.ObjectStore
 	results jetstream.ObjectStore
+	plans   jetstream.ObjectStore // nil unless objects.keep_plans
 	// chunkSize keeps each stored chunk within the server's max payload.
 	chunkSize uint32
 }
@@ -41,9 +42,20 @@ func openObjectStores(ctx context.Context, js jetstream.JetStream, cfg ObjectsCo
 	if err != nil {
 		return nil, err
 	}
+	var plans jetstream.ObjectStore
+	if cfg.KeepPlans {
+		if plans, err = openBucket(ctx, js, jetstream.ObjectStoreConfig{
+			Bucket:      cfg.PlansBucket,
+			Description: "paliprompt: the plans of results, for verify requests by id",
+			TTL:         time.Duration(cfg.PlansTTL),
+			Storage:     jetstream.FileStorage,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	// Object Store's default chunk is 128KiB; leave room for the headers.
 	chunk := uint32(min(128<<10, max(maxPayload-1024, 512)))
-	return &objectStores{cfg: cfg, images: images, results: results, chunkSize: chunk}, nil
+	return &objectStores{cfg: cfg, images: images, results: results, plans: plans, chunkSize: chunk}, nil
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {

@@ -54,30 +54,66 @@ func newPipeline(cfg Config, model, text grounding.Grounder, counter sdxl.TokenC
 // Process runs one request through every stage and returns its reply.
 // Errors wrap the core error kinds that map to reply codes.
 func (p *Pipeline) Process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
-	timeout := time.Duration(p.cfg.Queue.Timeout)
+	return withDeadline(ctx, p.timeout(req), func(ctx context.Context) (*Reply, error) {
+		return p.process(ctx, req, images)
+	})
+}
+
+// Verify checks a generated image against its plan (package verify).
+func (p *Pipeline) Verify(ctx context.Context, req Request, src planSource) (*VerifyReply, error) {
+	return withDeadline(ctx, p.timeout(req), func(ctx context.Context) (*VerifyReply, error) {
+		return p.verifyRequest(ctx, req, src)
+	})
+}
+
+// timeout is the request's own deadline, or the queue's.
+func (p *Pipeline) timeout(req Request) time.Duration {
 	if req.Timeout > 0 {
-		timeout = req.Timeout
+		return req.Timeout
 	}
+	return time.Duration(p.cfg.Queue.Timeout)
+}
+
+// withDeadline runs f under a deadline and says which one ran out.
+func withDeadline[T any](ctx context.Context, timeout time.Duration, f func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	reply, err := p.process(ctx, req, images)
+	v, err := f(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("deadline of %s exceeded %w", timeout, err)
+		err = fmt.Errorf("deadline of %s exceeded %w", timeout, err)
 	}
-	return reply, err
+	return v, err
 }
 
 // respond runs a request and encodes its reply, each PNG inline or in the
 // results bucket (stores may be nil: no JetStream). It is the one path of
-// the micro service and the event bus.
+// the micro service and the event bus. The plan of a generate or layout
+// result is kept for later verify requests; failing to keep it fails
+// nothing else.
 func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStores, maxPayload int) ([]byte, error) {
-	var images imageSource
+	var src planSource
 	if stores != nil {
-		images = stores
+		src = stores
 	}
-	reply, err := p.Process(ctx, req, images)
+	if req.Endpoint == EndpointVerify {
+		reply, err := p.Verify(ctx, req, src)
+		if err != nil {
+			return nil, err
+		}
+		data, err := reply.encodeTimed(reply)
+		if err == nil && len(data) > maxPayload {
+			err = fmt.Errorf("verify reply is %d bytes, over the max payload of %d bytes", len(data), maxPayload)
+		}
+		return data, err
+	}
+	reply, err := p.Process(ctx, req, src)
 	if err != nil {
 		return nil, err
+	}
+	if req.Endpoint.plans() {
+		if err := stores.storePlan(ctx, reply); err != nil {
+			p.log.Warn("plan not kept: verify requests cannot name it", "id", reply.ID, "err", err)
+		}
 	}
 	return stores.place(ctx, reply, maxPayload)
 }

@@ -46,14 +46,52 @@ type Reply struct {
 	// Preview is the layout preview PNG: the reference with its grid,
 	// boxes and masks beside the SDXL canvas with its regions.
 	Preview *Blob `json:"preview,omitempty"`
+	timed
+}
+
+// timed is the timings of a reply, embedded last so that they are the
+// JSON's last field: the reply's own encoding is one of its stages.
+type timed struct {
 	// Timings are the stages of the request, one after another, adding up
-	// to the last entry, "total" (from the image's decoding to the encoded
-	// reply). Last in the JSON: the reply's own encoding is a stage.
+	// to the last entry, "total" (from the request's decoding to the
+	// encoded reply).
 	Timings []ReplyTiming `json:"timings,omitempty"`
 
 	// clock times the stages while the reply is built; nil in a reply
 	// decoded from JSON.
 	clock *core.Stopwatch
+}
+
+// encodeTimed marshals outer (the reply that embeds t) without its
+// timings, adds the time that took to them, and appends them with the
+// total as the JSON's last field.
+func (t *timed) encodeTimed(outer any) ([]byte, error) {
+	if t.clock == nil {
+		return marshalReply(outer)
+	}
+	timings := t.Timings
+	t.Timings = nil
+	body, err := marshalReply(outer)
+	t.Timings = timings
+	if err != nil {
+		return nil, err
+	}
+	t.clock.Lap("reply encoding")
+	t.Timings = append(replyTimings(t.clock.Laps()), ReplyTiming{Stage: "total", MS: ms(t.clock.Elapsed())})
+	tail, err := marshalJSON(t.Timings)
+	if err != nil {
+		return nil, fmt.Errorf("encode reply: %w", err)
+	}
+	out := append(bytes.TrimSuffix(body, []byte("}")), []byte(`,"timings":`)...)
+	return append(append(out, tail...), '}'), nil
+}
+
+func marshalReply(v any) ([]byte, error) {
+	data, err := marshalJSON(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode reply: %w", err)
+	}
+	return data, nil
 }
 
 // ImageInfo describes the original image. Format is empty for layout
@@ -176,7 +214,6 @@ func newReply(id string, ep Endpoint, format string, res core.Result, masks bool
 		Objects: []ReplyObject{},
 		Skipped: []ReplySkipped{},
 		Outputs: core.Outputs{},
-		Timings: []ReplyTiming{},
 	}
 	maps.Copy(r.Outputs, res.Outputs)
 	for _, o := range res.Objects {
@@ -305,38 +342,8 @@ func (r *Reply) setPlan(plan sdxl.Plan, regionMasks bool) {
 	r.nameBlobs()
 }
 
-// encode marshals the reply. The encoding is itself a stage of the
-// request: the reply is marshalled without its timings, the time that
-// took is added to them, and they are appended as the JSON's last field,
-// with the total.
-func (r *Reply) encode() ([]byte, error) {
-	if r.clock == nil {
-		return r.marshal()
-	}
-	timings := r.Timings
-	r.Timings = nil
-	body, err := r.marshal()
-	r.Timings = timings
-	if err != nil {
-		return nil, err
-	}
-	r.clock.Lap("reply encoding")
-	r.Timings = append(replyTimings(r.clock.Laps()), ReplyTiming{Stage: "total", MS: ms(r.clock.Elapsed())})
-	tail, err := marshalJSON(r.Timings)
-	if err != nil {
-		return nil, fmt.Errorf("encode reply: %w", err)
-	}
-	out := append(bytes.TrimSuffix(body, []byte("}")), []byte(`,"timings":`)...)
-	return append(append(out, tail...), '}'), nil
-}
-
-func (r *Reply) marshal() ([]byte, error) {
-	data, err := marshalJSON(r)
-	if err != nil {
-		return nil, fmt.Errorf("encode reply: %w", err)
-	}
-	return data, nil
-}
+// encode marshals the reply, its encoding timed (timed.encodeTimed).
+func (r *Reply) encode() ([]byte, error) { return r.encodeTimed(r) }
 
 // marshalJSON is json.Marshal without HTML escaping: PaliGemma's
 // <loc0123> tokens stay readable (and a third shorter).

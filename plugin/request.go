@@ -39,13 +39,13 @@ const (
 )
 
 // Endpoints lists every endpoint in service order: generate, the task
-// table's endpoints, layout.
+// table's endpoints, layout, verify.
 func Endpoints() []Endpoint {
 	out := []Endpoint{EndpointGenerate}
 	for _, name := range core.TaskNames(func(t core.Task) bool { return t.Endpoint }) {
 		out = append(out, Endpoint(name))
 	}
-	return append(out, EndpointLayout)
+	return append(out, EndpointLayout, EndpointVerify)
 }
 
 // task is the task of a single-task endpoint.
@@ -100,12 +100,19 @@ type Request struct {
 	SDXL sdxl.Request
 	// Include names the reply parts wanted (Parts); nil: all.
 	Include Include
+	// Plan (inline) or PlanID (a kept result's) is what a verify request
+	// checks its image against.
+	Plan   *PlanJSON
+	PlanID string
 	// Timeout is the deadline the request asks for; zero: the default.
 	Timeout time.Duration
 
 	// clock started when the message was taken up: decoding the request
 	// is the first stage of its timings.
 	clock *core.Stopwatch
+	// planDir is the folder of a plan file (`paliprompt run -verify`),
+	// where its mask files are.
+	planDir string
 }
 
 // requestLimits bound what decodeRequest accepts.
@@ -142,6 +149,8 @@ type jsonRequest struct {
 	Height      *int            `json:"height"`
 	Timeout     json.RawMessage `json:"timeout"`
 	Include     json.RawMessage `json:"include"`
+	Plan        json.RawMessage `json:"plan"`
+	PlanID      *string         `json:"plan_id"`
 }
 
 // ownFields maps the JSON names of jsonRequest to their field indexes.
@@ -237,6 +246,9 @@ func applyHeaders(req *Request, header nats.Header, lim requestLimits) error {
 		}
 		req.Timeout = d
 	}
+	if v := strings.TrimSpace(header.Get(HeaderPlanID)); v != "" {
+		req.PlanID = v
+	}
 	if v := header.Get(HeaderInclude); v != "" {
 		in, err := parseInclude(v)
 		if err != nil {
@@ -316,6 +328,9 @@ func decodeJSON(req *Request, body []byte, lim requestLimits) error {
 		}
 		req.Include = in
 	}
+	if err := setPlan(req, j); err != nil {
+		return err
+	}
 	if j.Place != nil {
 		req.Place.Moves = *j.Place
 	}
@@ -382,6 +397,28 @@ func decodeTableField(req *Request, name string, raw json.RawMessage) error {
 		return nil
 	}
 	return core.Errorf(core.ErrBadRequest, "unknown field %q in JSON request (fields: %s)", name, strings.Join(JSONFields(), ", "))
+}
+
+// setPlan reads a verify request's plan: inline, or by id.
+func setPlan(req *Request, j jsonRequest) error {
+	hasPlan := len(j.Plan) > 0 && !bytes.Equal(j.Plan, []byte("null"))
+	if (hasPlan || j.PlanID != nil) && req.Endpoint != EndpointVerify {
+		return core.Errorf(core.ErrBadRequest, "plan and plan_id are for verify requests")
+	}
+	if hasPlan && j.PlanID != nil {
+		return core.Errorf(core.ErrBadRequest, "set plan or plan_id, not both")
+	}
+	if j.PlanID != nil {
+		req.PlanID = strings.TrimSpace(*j.PlanID)
+	}
+	if hasPlan {
+		pj, err := decodePlan(j.Plan)
+		if err != nil {
+			return err
+		}
+		req.Plan = pj
+	}
+	return nil
 }
 
 // decodeInclude reads "include": a list of part names or one string
@@ -589,6 +626,15 @@ func validateRequest(req *Request, lim requestLimits) error {
 			return core.Errorf(core.ErrBadRequest, "%s requests need %s (%s): set the JSON field %q or the header %s",
 				t.Name, a.Name, a.Doc, a.Name, a.Header)
 		}
+	}
+	if req.PlanID != "" && req.Endpoint != EndpointVerify {
+		return core.Errorf(core.ErrBadRequest, "plan_id (header %s) is for verify requests", HeaderPlanID)
+	}
+	if req.Endpoint == EndpointVerify && len(req.Args.Objects) > 0 {
+		return core.Errorf(core.ErrBadRequest, "verify looks for the plan's objects: leave objects out")
+	}
+	if req.PlanID != "" && !idRe.MatchString(req.PlanID) {
+		return core.Errorf(core.ErrBadRequest, "plan_id %q is not a result id: 1 to 128 letters, digits, '-' and '_'", req.PlanID)
 	}
 	if req.Endpoint == EndpointLayout {
 		return checkLayoutSize(req.Width, req.Height, lim.MaxPixels)

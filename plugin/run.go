@@ -29,6 +29,9 @@ type RunOptions struct {
 	// Objects and Lang apply to image files (JSON files carry their own).
 	Objects []string
 	Lang    string
+	// Plan is a generate or layout result file (as run writes it): every
+	// file is then a generated image to verify against it.
+	Plan string
 	// Progress receives a progress bar when there is more than one file.
 	Progress io.Writer
 }
@@ -91,13 +94,22 @@ func (p *Plugin) runOne(ctx context.Context, file string, opts RunOptions) summa
 		header.Set(core.ArgLang.Header, opts.Lang)
 	}
 	row.task = fileEndpoint(opts.Endpoint, data)
+	if opts.Plan != "" {
+		row.task = EndpointVerify
+	}
 	req, err := decodeRequest(row.task, header, data, limitsOf(p.cfg))
+	if err == nil && opts.Plan != "" {
+		err = readPlanFile(&req, opts.Plan)
+	}
 	if err != nil {
 		row.fail(err)
 		return row
 	}
 	if req.ID == "" {
 		req.ID = idFromName(file)
+	}
+	if req.Endpoint == EndpointVerify {
+		return p.runVerify(ctx, req, opts.Out, row)
 	}
 	reply, err := p.pipe.Process(ctx, req, nil)
 	if err != nil {
@@ -109,6 +121,39 @@ func (p *Plugin) runOne(ctx context.Context, file string, opts RunOptions) summa
 		row.fail(fmt.Errorf("write results: %w", err))
 	}
 	return row
+}
+
+// runVerify checks one generated image and writes <out>/<id>.json.
+func (p *Plugin) runVerify(ctx context.Context, req Request, out string, row summaryRow) summaryRow {
+	reply, err := p.pipe.Verify(ctx, req, nil)
+	if err != nil {
+		row.fail(err)
+		return row
+	}
+	row.objects, row.caption = len(reply.Found), reply.Summary
+	data, err := reply.encodeTimed(reply)
+	if err == nil {
+		err = writeIndented(filepath.Join(out, reply.ID+".json"), data)
+	}
+	if err != nil {
+		row.fail(fmt.Errorf("write results: %w", err))
+	}
+	return row
+}
+
+// readPlanFile sets the request's plan from a result file; its masks are
+// named relative to the file's folder.
+func readPlanFile(req *Request, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return core.Errorf(core.ErrBadRequest, "plan: %v", err)
+	}
+	pj, err := decodePlan(data)
+	if err != nil {
+		return fmt.Errorf("plan %s: %w", file, err)
+	}
+	req.Plan, req.planDir = pj, filepath.Dir(file)
+	return nil
 }
 
 // fileEndpoint: the endpoint asked for, else layout for JSON with an
@@ -173,11 +218,16 @@ func writeReplyFiles(dir string, r *Reply) error {
 	if err != nil {
 		return err
 	}
+	return writeIndented(filepath.Join(dir, r.ID+".json"), data)
+}
+
+// writeIndented writes JSON indented, for people to read.
+func writeIndented(path string, data []byte) error {
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, data, "", "  "); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, r.ID+".json"), append(buf.Bytes(), '\n'), 0o644)
+	return os.WriteFile(path, append(buf.Bytes(), '\n'), 0o644)
 }
 
 func writeJSONFile(path string, v any) error {

@@ -306,7 +306,7 @@ func TestMicroInfoAndStats(t *testing.T) {
 	for _, e := range info.Endpoints {
 		subjects = append(subjects, e.Subject)
 	}
-	want := "paliprompt.v1.generate paliprompt.v1.caption paliprompt.v1.ocr paliprompt.v1.answer paliprompt.v1.detect paliprompt.v1.segment paliprompt.v1.layout"
+	want := "paliprompt.v1.generate paliprompt.v1.caption paliprompt.v1.ocr paliprompt.v1.answer paliprompt.v1.detect paliprompt.v1.segment paliprompt.v1.layout paliprompt.v1.verify"
 	if strings.Join(subjects, " ") != want {
 		t.Errorf("endpoints %v, want %s", subjects, want)
 	}
