@@ -42,6 +42,10 @@ check "preview PNG" bash -c "jq -r .preview.png $work/reply.json | base64 -d > $
 check "region mask PNGs" bash -c "jq -r '.masks | to_entries[] | .key' $work/reply.json | grep -q background"
 check "generate with PaliGemma text" bash -c "nats req paliprompt.v1.generate --force-stdin --no-templates -H Content-Type:application/json --raw --timeout 60s \
   < examples/requests/generate-two-shapes.json > $work/gen.json && jq -e '.image.format == \"png\" and (.sdxl.regions | length == 3)' $work/gen.json"
+check "verify against the kept plan" bash -c "jq '{plan_id: .id, image_b64, detect}' examples/requests/generate-two-shapes.json \
+  | nats req paliprompt.v1.verify --force-stdin --no-templates --raw --timeout 60s | jq -e '.pass and (.advice | length == 0)'"
+check "verify an unknown plan: 404" bash -c "jq '{plan_id: \"never-made\", image_b64}' examples/requests/generate-two-shapes.json \
+  | nats req paliprompt.v1.verify --force-stdin --no-templates --timeout 60s 2>&1 | grep -q 'Nats-Service-Error-Code: 404'"
 check "detect only" bash -c "nats req paliprompt.v1.detect --force-stdin --no-templates --raw --timeout 60s \
   < examples/requests/detect-portrait.json | jq -e '[.objects[].label] == [\"yellow star\", \"green triangle\"]'"
 check "placement header" bash -c "nats req paliprompt.v1.layout --force-stdin --no-templates --raw --timeout 60s -H 'Paliprompt-Place:red circle=bottom-right' \
