@@ -54,10 +54,11 @@ lint: setup
 demo: build
 	./bin/paliprompt demo -out out/demo
 
-# The demo model's quality bar on the held-out scenes, through NATS, printed
-# (the same test runs in make test).
+# The demo model's quality bar on the held-out scenes and its verify accuracy
+# on 40 drawn images, through NATS, printed
+# (the same tests run in make test).
 quality: setup
-	go test -count 1 -run TestDemoModelQuality -v .
+	go test -count 1 -run 'TestDemoModel(Quality|Verify)$$' -v .
 
 bench: setup
 	go test -run '^$$' -bench . -benchtime 3x ./...
