@@ -124,7 +124,7 @@ func TestDemoModelQuality(t *testing.T) {
 
 // startDemoService runs the plugin on an embedded NATS server with the
 // demo model, as `paliprompt serve` does with the default config.
-func startDemoService(t *testing.T) (*nats.Conn, plugin.Config) {
+func startDemoService(t testing.TB) (*nats.Conn, plugin.Config) {
 	t.Helper()
 	cfg, err := plugin.LoadConfig("", func(string) (string, bool) { return "", false })
 	if err != nil {

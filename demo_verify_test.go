@@ -231,3 +231,35 @@ func decodeVerify(msg *nats.Msg) (*plugin.VerifyReply, error) {
 	}
 	return &r, nil
 }
+
+// BenchmarkDemoModelVerify measures one verify request with the demo
+// model over NATS (one vision pass, one batched detect decode), and the
+// share of it that is the model.
+//
+//	go test -run '^$' -bench DemoModelVerify -benchtime 20x .
+func BenchmarkDemoModelVerify(b *testing.B) {
+	nc, cfg := startDemoService(b)
+	var sc heldoutScene
+	for _, s := range loadHeldout(b) {
+		if len(s.Objects) == 3 {
+			sc = s
+			break
+		}
+	}
+	p := planScene(b, nc, cfg, "bench-plan", sc)
+	img := drawPlan(b, 1024, 1024*p.h/p.w, p.objects)
+	var ground float64
+	b.ResetTimer()
+	for range b.N {
+		r, err := verifyDrawn(nc, cfg, p.id, img)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, tm := range r.Timings {
+			if tm.Stage == "ground" {
+				ground += tm.MS
+			}
+		}
+	}
+	b.ReportMetric(ground/float64(b.N), "ground-ms/op")
+}
