@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"paliprompt/internal/par"
 
 	"paliprompt/core"
 )
@@ -174,7 +175,7 @@ func resampleHorizontal(src *core.RGB, first, last int, c coeffs) *core.RGB {
 	w := len(c.start)
 	out := core.NewRGB(image.Rect(0, 0, w, last-first))
 	k := c.fixed()
-	parallelRows(last-first, func(y0, y1 int) {
+	par.Rows(last-first, func(y0, y1 int) {
 		for y := y0; y < y1; y++ {
 			in := src.Pix[(y+first)*src.Stride:]
 			dst := out.Pix[y*out.Stride:]
@@ -202,7 +203,7 @@ func resampleVertical(src *core.RGB, c coeffs) *core.RGB {
 	out := core.NewRGB(image.Rect(0, 0, src.Rect.Dx(), h))
 	k := c.fixed()
 	n := 3 * src.Rect.Dx()
-	parallelRows(h, func(y0, y1 int) {
+	par.Rows(h, func(y0, y1 int) {
 		acc := make([]int32, n)
 		for y := y0; y < y1; y++ {
 			for i := range acc {

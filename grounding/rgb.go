@@ -3,6 +3,7 @@ package grounding
 import (
 	"image"
 	"image/color"
+	"paliprompt/internal/par"
 
 	"paliprompt/core"
 )
@@ -31,7 +32,7 @@ func ToRGB(img image.Image) *core.RGB {
 	}
 	b := img.Bounds()
 	out := core.NewRGB(image.Rect(0, 0, b.Dx(), b.Dy()))
-	parallelRows(b.Dy(), func(y0, y1 int) {
+	par.Rows(b.Dy(), func(y0, y1 int) {
 		for y := y0; y < y1; y++ {
 			convertRow(out.Pix[y*out.Stride:(y+1)*out.Stride], img, b.Min.Y+y)
 		}

@@ -2,6 +2,7 @@ package grounding
 
 import (
 	"image"
+	"paliprompt/internal/par"
 
 	"paliprompt/core"
 )
@@ -154,7 +155,7 @@ func jpegToRGB(m *image.YCbCr) *core.RGB {
 	w, h := m.Rect.Dx(), m.Rect.Dy()
 	out := core.NewRGB(image.Rect(0, 0, w, h))
 	cb, cr := chromaPlanes(m)
-	parallelRows(h, func(y0, y1 int) {
+	par.Rows(h, func(y0, y1 int) {
 		cbRow, crRow := make([]int32, w), make([]int32, w)
 		for y := y0; y < y1; y++ {
 			jpegChromaRow(cbRow, cb, m.SubsampleRatio, y, w)
@@ -220,7 +221,7 @@ func webpToRGB(m *image.YCbCr, alpha []uint8, alphaStride int) *core.RGB {
 	w, h := m.Rect.Dx(), m.Rect.Dy()
 	out := core.NewRGB(image.Rect(0, 0, w, h))
 	cb, cr := chromaPlanes(m)
-	parallelRows(h, func(y0, y1 int) {
+	par.Rows(h, func(y0, y1 int) {
 		u, v := make([]int32, w), make([]int32, w)
 		for y := y0; y < y1; y++ {
 			webpChromaRow(u, cb, y, w)

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"paliprompt/internal/par"
 	"slices"
 	"sync"
 
@@ -297,7 +298,7 @@ func canvasPanel(c Canvas, w, h int) *image.RGBA {
 			xs[x] = mb.Min.X + min(x*mb.Dx()/w, mb.Dx()-1)
 		}
 		x0, x1 := showing(xs, set.Min.X, set.Max.X)
-		parallelRows(h, func(y0, y1 int) {
+		par.Rows(h, func(y0, y1 int) {
 			for y := y0; y < y1; y++ {
 				my := mb.Min.Y + min(y*mb.Dy()/h, mb.Dy()-1)
 				if my < set.Min.Y || my >= set.Max.Y {

@@ -3,6 +3,7 @@ package layouts
 import (
 	"image"
 	"math"
+	"paliprompt/internal/par"
 )
 
 // Frame selects the frame a raster is drawn in.
@@ -31,7 +32,7 @@ func (o *Object) MaskRaster(w, h int, frame Frame) *image.Gray {
 	// so the sample positions are worked out once per column and per row.
 	cols := o.taps(x0, x1, w, frame, true)
 	rows := o.taps(y0, y1, h, frame, false)
-	parallelRows(len(rows), func(r0, r1 int) {
+	par.Rows(len(rows), func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			ty := rows[r]
 			line := g.Pix[(y0+r)*g.Stride+x0:]

@@ -2,8 +2,7 @@ package layouts
 
 import (
 	"image"
-	"runtime"
-	"sync"
+	"paliprompt/internal/par"
 
 	"golang.org/x/image/draw"
 
@@ -24,10 +23,10 @@ func scaleReference(dst *image.RGBA, src image.Image) {
 	sb, db := src.Bounds(), dst.Bounds()
 	sw, sh, dw, dh := sb.Dx(), sb.Dy(), db.Dx(), db.Dy()
 	if sw >= dw && sh >= dh {
-		parallelRows(dh, func(y0, y1 int) { shrinkRows(dst, row, sw, sh, y0, y1) })
+		par.Rows(dh, func(y0, y1 int) { shrinkRows(dst, row, sw, sh, y0, y1) })
 		return
 	}
-	parallelRows(dh, func(y0, y1 int) { enlargeRows(dst, row, sw, sh, y0, y1) })
+	par.Rows(dh, func(y0, y1 int) { enlargeRows(dst, row, sw, sh, y0, y1) })
 }
 
 // rowReader returns a function writing row y (0-based) of src as RGB
@@ -143,15 +142,4 @@ func enlargeRows(dst *image.RGBA, row func(int, []byte), sw, sh, y0, y1 int) {
 			out[4*ox+3] = 255
 		}
 	}
-}
-
-// parallelRows runs fn on contiguous chunks of rows 0..n, one per CPU.
-func parallelRows(n int, fn func(y0, y1 int)) {
-	workers := min(runtime.GOMAXPROCS(0), max(n/32, 1))
-	chunk := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for y0 := 0; y0 < n; y0 += chunk {
-		wg.Go(func() { fn(y0, min(y0+chunk, n)) })
-	}
-	wg.Wait()
 }

@@ -127,24 +127,11 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	if err != nil {
 		return nil, err
 	}
-	grounder, err := p.grounderFor(req)
-	if err != nil {
-		return nil, err
-	}
 	clock.Lap("image decoding")
-	var res core.Result
-	err = p.queue.run(ctx, func() error {
-		clock.Lap("queue")
-		res, err = grounder.Ground(ctx, p.groundingRequest(req, img, info))
-		if ctx.Err() != nil {
-			return fmt.Errorf("while grounding: %w", ctx.Err())
-		}
-		return err
-	})
+	res, err := p.ground(ctx, req, clock, p.groundingRequest(req, img, info))
 	if err != nil {
 		return nil, err
 	}
-	clock.LapParts("ground", res.Timings)
 	reply := newReply(req.ID, req.Endpoint, info.Format, res, req.Include.has(PartObjectMasks))
 	reply.clock = clock
 	clock.Lap("reply objects")
@@ -157,6 +144,29 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 		return nil, err
 	}
 	return reply, nil
+}
+
+// ground runs the request's grounder on greq through the queue, timing
+// the wait and the grounding.
+func (p *Pipeline) ground(ctx context.Context, req Request, clock *core.Stopwatch, greq grounding.Request) (core.Result, error) {
+	grounder, err := p.grounderFor(req)
+	if err != nil {
+		return core.Result{}, err
+	}
+	var res core.Result
+	err = p.queue.run(ctx, func() error {
+		clock.Lap("queue")
+		res, err = grounder.Ground(ctx, greq)
+		if ctx.Err() != nil {
+			return fmt.Errorf("while grounding: %w", ctx.Err())
+		}
+		return err
+	})
+	if err != nil {
+		return core.Result{}, err
+	}
+	clock.LapParts("ground", res.Timings)
+	return res, nil
 }
 
 // plan runs the stages after grounding: the layout, the SDXL plan and the

@@ -93,24 +93,11 @@ func (p *Pipeline) verifyRequest(ctx context.Context, req Request, src planSourc
 	if plan.Segmented() {
 		greq.Tasks = append(greq.Tasks, core.TaskSegment)
 	}
-	grounder, err := p.grounderFor(req)
-	if err != nil {
-		return nil, err
-	}
 	clock.Lap("image decoding")
-	var res core.Result
-	err = p.queue.run(ctx, func() error {
-		clock.Lap("queue")
-		res, err = grounder.Ground(ctx, greq)
-		if ctx.Err() != nil {
-			return fmt.Errorf("while grounding: %w", ctx.Err())
-		}
-		return err
-	})
+	res, err := p.ground(ctx, req, clock, greq)
 	if err != nil {
 		return nil, err
 	}
-	clock.LapParts("ground", res.Timings)
 	r := &VerifyReply{Schema: Schema, ID: req.ID, Task: EndpointVerify, Image: ImageInfo{Width: res.Width, Height: res.Height, Format: info.Format},
 		PlanID: req.PlanID, Report: verify.Check(p.cfg.Verify, plan, res), Found: []ReplyObject{}, Outputs: core.Outputs{}, Notes: notes}
 	for _, o := range res.Objects {

@@ -3,7 +3,7 @@ package sdxl
 import (
 	"image"
 	"math"
-	"runtime"
+	"paliprompt/internal/par"
 	"sort"
 	"sync"
 
@@ -103,7 +103,7 @@ func (c *Composer) resolveMasks(objs []layouts.Object, own []*image.Gray, bounds
 		background.Pix[i] = 255
 	}
 	average := c.cfg.Overlap == OverlapAverage
-	parallelRows(h, func(y0, y1 int) {
+	par.Rows(h, func(y0, y1 int) {
 		vals := make([]float64, len(objs))
 		// cover[x] lists the objects (in depth order) non-zero at column x
 		// of the row; touched lists the columns any object covers.
@@ -185,17 +185,6 @@ func sortSmall(a []int) {
 	}
 }
 
-// parallelRows runs fn on contiguous chunks of rows 0..n, one per CPU.
-func parallelRows(n int, fn func(y0, y1 int)) {
-	workers := min(runtime.GOMAXPROCS(0), max(n/32, 1))
-	chunk := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for y0 := 0; y0 < n; y0 += chunk {
-		wg.Go(func() { fn(y0, min(y0+chunk, n)) })
-	}
-	wg.Wait()
-}
-
 // coverage is the mean value of a mask, 0..1; bounds hold every
 // non-zero pixel.
 func coverage(m *image.Gray, bounds image.Rectangle) float64 {
@@ -220,7 +209,7 @@ func owners(regions []Region, order []int, w, h int) (owner []int, wins []int) {
 	}
 	var mu sync.Mutex
 	wins = make([]int, len(regions))
-	parallelRows(h, func(y0, y1 int) {
+	par.Rows(h, func(y0, y1 int) {
 		count := make([]int, len(regions))
 		var active []int
 		for y := y0; y < y1; y++ {
