@@ -32,7 +32,7 @@ echo "== building $rev and the working tree" >&2
 git -C "$root" worktree add --detach --quiet "$old" "$rev"
 ln -s "$root/.deps" "$old/.deps"
 (cd "$old" && go build -o bin/paliprompt .)
-(cd "$root" && go build -o bin/paliprompt .)
+(cd "$root" && go build -o bin/paliprompt . && go build -o "$work/aroundmodel" ./bench/aroundmodel)
 
 echo "== making the scenes" >&2
 objects="red circle ; blue square ; green triangle ; yellow star ; purple diamond ; orange circle"
@@ -63,7 +63,7 @@ img.resize((1024, 768), Image.BICUBIC).save(out / "scene-1024x768.jpg", quality=
 EOF
 
 measure() { # measure <tree> <label>
-  (cd "$1" && go run ./bench/aroundmodel -bin bin/paliprompt -config config.toml -model "$old/models/demo-shapes" \
+  (cd "$1" && "$work/aroundmodel" -bin bin/paliprompt -config config.toml -model "$old/models/demo-shapes" \
     -image "$work/scene-4000x3000.jpg=$objects" -image "$work/scene-1024x768.jpg=$objects" >"$work/$2.json")
 }
 gobench() { # gobench <tree> <package> <pattern> [env...]: prints "name metric value" lines
