@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"paliprompt/core"
 	"paliprompt/grounding"
@@ -187,29 +186,6 @@ func (e *engine) imageFeatures(pixels []float32) ([]float32, error) {
 		return nil, fmt.Errorf("vision encoder (image tokens %d, hidden %d from config.json): %w", e.spec.imageTokens, e.spec.hidden, err)
 	}
 	return features, nil
-}
-
-// embed runs embed_tokens on ids [b, s].
-func (e *engine) embed(ids []int64, b, s int, times *runTimes) ([]float32, error) {
-	in, err := native.NewInt64([]int64{int64(b), int64(s)}, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
-	embeds := make([]float32, b*s*e.spec.hidden)
-	out, err := native.NewFloat32([]int64{int64(b), int64(s), int64(e.spec.hidden)}, embeds)
-	if err != nil {
-		return nil, err
-	}
-	defer out.Close()
-	start := time.Now()
-	err = e.embeds.Run([]*native.Tensor{in}, []*native.Tensor{out})
-	times.embed += time.Since(start)
-	times.embedRuns++
-	if err != nil {
-		return nil, err
-	}
-	return embeds, nil
 }
 
 // newKV picks the KV cache strategy: device-bound when the engine has a
