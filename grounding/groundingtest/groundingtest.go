@@ -61,6 +61,29 @@ type PreprocessGolden struct {
 	} `json:"images"`
 }
 
+// MaskGolden is testdata/goldens/maskdecoder.json: the NumPy reference of
+// big_vision's mask decoder on the random vae-oid npz, raw and placed.
+type MaskGolden struct {
+	Decoder string `json:"decoder"`
+	Decode  []struct {
+		Name     string `json:"name"`
+		Codes    []int  `json:"codes"`
+		Output   string `json:"output"`
+		Positive int    `json:"positive"`
+	} `json:"decode"`
+	Placements []struct {
+		Codes         string `json:"codes"`
+		Locs          [4]int `json:"locs"`
+		Width, Height int
+		Box           struct{ X0, Y0, X1, Y1 int } `json:"box"`
+		Empty         bool                         `json:"empty"`
+		Area          int                          `json:"area"`
+		Values        string                       `json:"values"`
+		Binary        string                       `json:"binary"`
+		Soft          string                       `json:"soft"`
+	} `json:"placements"`
+}
+
 // GoldenImage returns the file to read a golden image from as
 // transformers saw it: for JPEGs the PNG of PIL's decode (Go's JPEG
 // decoder differs from libjpeg-turbo by a level or two), else the image.

@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,6 +33,10 @@ type CUDAConfig struct {
 	DeviceID            int
 	MemLimitMB          int    // 0: no limit
 	CudnnConvAlgoSearch string // "EXHAUSTIVE", "HEURISTIC" or "DEFAULT"
+	// NoTF32 keeps float32 matmuls and convolutions in full float32 on
+	// GPUs with TensorFloat-32 (Ampere and later; a V100 has none), which
+	// ONNX Runtime otherwise uses for them (use_tf32, 10-bit mantissas).
+	NoTF32 bool
 }
 
 var optimizationLevels = map[string]ort.GraphOptimizationLevel{
@@ -58,12 +63,31 @@ func (r *Runtime) NewSession(path string, cfg SessionConfig) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	return r.newSession(path, io, cfg, func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+		return ort.NewDynamicAdvancedSession(path, in, out, opts)
+	})
+}
+
+// NewSessionFromBytes loads a serialized model (e.g. a Graph's); name
+// stands for its path in errors.
+func (r *Runtime) NewSessionFromBytes(name string, model []byte, cfg SessionConfig) (*Session, error) {
+	io, err := readModelIO(bytes.NewReader(model), int64(len(model)))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return r.newSession(name, io, cfg, func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+		return ort.NewDynamicAdvancedSessionWithONNXData(model, in, out, opts)
+	})
+}
+
+func (r *Runtime) newSession(path string, io ModelIO, cfg SessionConfig,
+	create func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error)) (*Session, error) {
 	opts, err := r.sessionOptions(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("session options for %s: %w", path, err)
 	}
 	defer opts.Destroy()
-	s, err := ort.NewDynamicAdvancedSession(path, names(io.Inputs), names(io.Outputs), opts)
+	s, err := create(names(io.Inputs), names(io.Outputs), opts)
 	if err != nil {
 		if cfg.CUDA != nil {
 			return nil, fmt.Errorf("%w: load %s on CUDA device %d: %v", ErrNoCUDA, path, cfg.CUDA.DeviceID, err)
@@ -123,6 +147,9 @@ func (r *Runtime) appendCUDA(opts *ort.SessionOptions, c CUDAConfig) error {
 	}
 	if c.CudnnConvAlgoSearch != "" {
 		settings["cudnn_conv_algo_search"] = c.CudnnConvAlgoSearch
+	}
+	if c.NoTF32 {
+		settings["use_tf32"] = "0"
 	}
 	if err := cuda.Update(settings); err != nil {
 		return fmt.Errorf("%w: %v", ErrNoCUDA, err)
