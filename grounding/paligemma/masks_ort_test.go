@@ -97,11 +97,11 @@ func TestORTMaskDecoderGolden(t *testing.T) {
 	}
 }
 
-// BenchmarkMaskDecoders decodes the 6 masks of one segment output per
-// iteration three ways: the pure-Go decoder, ONNX Runtime one mask a run,
-// ONNX Runtime all 6 in one run; it reports ms per mask of each and the
-// speed-ups over pure Go.
-func BenchmarkMaskDecoders(b *testing.B) {
+// BenchmarkMaskDecode decodes the 6 masks of one segment output per
+// iteration three ways: the pure-Go decoder (go-ms/mask), ONNX Runtime one
+// mask a run (batch1-ms/mask), ONNX Runtime all 6 in one run, as the model
+// grounder does (ms/mask); and reports the speed-ups over pure Go.
+func BenchmarkMaskDecode(b *testing.B) {
 	vae, d, _ := maskDecoders(b)
 	const masks = 6
 	reqs := make([]grounding.MaskRequest, masks)
@@ -135,8 +135,8 @@ func BenchmarkMaskDecoders(b *testing.B) {
 	}
 	perMask := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(b.N*masks) }
 	b.ReportMetric(perMask(pure), "go-ms/mask")
-	b.ReportMetric(perMask(one), "ort-batch1-ms/mask")
-	b.ReportMetric(perMask(batch), "ort-batch6-ms/mask")
+	b.ReportMetric(perMask(one), "batch1-ms/mask")
+	b.ReportMetric(perMask(batch), "ms/mask")
 	b.ReportMetric(pure.Seconds()/one.Seconds(), "speedup-batch1")
-	b.ReportMetric(pure.Seconds()/batch.Seconds(), "speedup-batch6")
+	b.ReportMetric(pure.Seconds()/batch.Seconds(), "speedup")
 }
