@@ -41,7 +41,7 @@ def go_bench(pattern: str, env: dict) -> dict[str, float]:
     e = dict(os.environ, **env)
     e.setdefault("CGO_LDFLAGS", f"-L{ROOT}/.deps/tokenizers")
     e.setdefault("CGO_CFLAGS", f"-I{ROOT}/.deps/onnxruntime/include")
-    cmd = ["go", "test", "./grounding", "-run", "^$", "-bench", pattern, "-benchtime", "1x", "-count", "1", "-timeout", "60m"]
+    cmd = ["go", "test", "./grounding/paligemma", "-run", "^$", "-bench", pattern, "-benchtime", "1x", "-count", "1", "-timeout", "60m"]
     out = subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(out.stdout + out.stderr)

@@ -92,7 +92,8 @@ def main() -> None:
     from transformers import PaliGemmaForConditionalGeneration
 
     work = Path(tempfile.mkdtemp(prefix="paliprompt-bench-"))
-    ck = tiny_models.build_checkpoint(2, make_test_models.SEEDS["paligemma2"], work / "tiny-paligemma2")
+    version, seed, shape = make_test_models.CHECKPOINTS["paligemma2"]
+    ck = tiny_models.build_checkpoint(version, seed, work / "tiny-paligemma2", shape)
     model = PaliGemmaForConditionalGeneration.from_pretrained(ck).eval()
     processor = tiny_models.processor(ck / "tokenizer.json")
 

@@ -61,26 +61,7 @@ func maxAbsDiff(t *testing.T, got, want []float32) float64 {
 }
 
 func TestMaskDecoderGolden(t *testing.T) {
-	var g struct {
-		Decoder string `json:"decoder"`
-		Decode  []struct {
-			Name     string `json:"name"`
-			Codes    []int  `json:"codes"`
-			Output   string `json:"output"`
-			Positive int    `json:"positive"`
-		} `json:"decode"`
-		Placements []struct {
-			Codes         string `json:"codes"`
-			Locs          [4]int `json:"locs"`
-			Width, Height int
-			Box           struct{ X0, Y0, X1, Y1 int } `json:"box"`
-			Empty         bool                         `json:"empty"`
-			Area          int                          `json:"area"`
-			Values        string                       `json:"values"`
-			Binary        string                       `json:"binary"`
-			Soft          string                       `json:"soft"`
-		} `json:"placements"`
-	}
+	var g groundingtest.MaskGolden
 	readGolden(t, "maskdecoder.json", &g)
 	d, err := LoadMaskDecoder(fixturePath(g.Decoder))
 	if err != nil {

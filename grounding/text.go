@@ -13,6 +13,20 @@ type MaskDecoder interface {
 	Mask(codes []int, box core.Box, width, height int) (*core.Mask, error)
 }
 
+// MaskBatchDecoder is a MaskDecoder that decodes several masks at once
+// (one ONNX Runtime run); Store gives it every mask of a task's output.
+// An error names the mask by its place in reqs (1 = first).
+type MaskBatchDecoder interface {
+	MaskDecoder
+	Masks(reqs []MaskRequest, width, height int) ([]*core.Mask, error)
+}
+
+// MaskRequest is one mask to decode: its codes and its box.
+type MaskRequest struct {
+	Codes []int
+	Box   core.Box
+}
+
 // TextConfig configures the text grounder.
 type TextConfig struct {
 	// Masks decodes segmentation codes; nil makes requests with segment
@@ -87,16 +101,36 @@ func Store(res *core.Result, task core.Task, text string, masks MaskDecoder) err
 	}
 	found, skipped := ParseDetections(task.Name, text)
 	res.Skipped = append(res.Skipped, skipped...)
+	var reqs []MaskRequest
+	var owners []int // index in res.Objects of each request
 	for _, d := range found {
 		obj := core.Object{Label: d.Label, Box: d.Box(res.Width, res.Height), BoxNorm: d.BoxNorm(), Source: task.Name}
 		if d.Codes != nil && masks != nil {
-			m, err := masks.Mask(d.Codes, obj.Box, res.Width, res.Height)
-			if err != nil {
-				return fmt.Errorf("decode mask of %q: %w", d.Label, err)
-			}
-			obj.Mask = m
+			reqs = append(reqs, MaskRequest{Codes: d.Codes, Box: obj.Box})
+			owners = append(owners, len(res.Objects))
 		}
 		res.Objects = append(res.Objects, obj)
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	if batch, ok := masks.(MaskBatchDecoder); ok {
+		ms, err := batch.Masks(reqs, res.Width, res.Height)
+		if err != nil {
+			return fmt.Errorf("decode the masks of %s: %w", task.Name, err)
+		}
+		for i, m := range ms {
+			res.Objects[owners[i]].Mask = m
+		}
+		return nil
+	}
+	for i, r := range reqs {
+		obj := &res.Objects[owners[i]]
+		m, err := masks.Mask(r.Codes, r.Box, res.Width, res.Height)
+		if err != nil {
+			return fmt.Errorf("decode mask of %q: %w", obj.Label, err)
+		}
+		obj.Mask = m
 	}
 	return nil
 }

@@ -10,13 +10,14 @@ import (
 )
 
 // VAEMaskDecoder is big_vision's PaliGemma mask decoder (the decoder half
-// of a VQ-VAE, weights in vae-oid.npz), run in pure Go. It implements
-// MaskDecoder.
+// of a VQ-VAE, weights in vae-oid.npz), run in pure Go with float64
+// accumulation. It implements MaskDecoder.
 //
-// Pure Go rather than an ONNX graph: the network is small (about 40 M
-// multiply-adds per mask, a few ms), reading the npz directly keeps the
-// file the user downloads as the only artefact, and the text grounder can
-// decode masks on machines without ONNX Runtime.
+// It is the reference, and what decodes masks without ONNX Runtime (cgo-
+// free builds, the text grounder); the model grounder runs the same
+// network as an ONNX graph built from Weights (grounding/paligemma),
+// about 40 M multiply-adds per mask being far faster in ONNX Runtime's
+// convolutions than in these loops.
 //
 // Architecture (big_vision evaluators/proj/paligemma/transfers/
 // segmentation.py; weights in PyTorch layout):
@@ -31,24 +32,30 @@ type VAEMaskDecoder struct {
 	codebook []float32 // codes x dim
 	codes    int
 	dim      int
-	first    convLayer
-	res      [2][3]convLayer
-	up       [4]convLayer
-	last     convLayer
+	net      VAEWeights
 }
 
-// convLayer holds one convolution's weights in PyTorch layout:
-// (out, in, k, k) for a convolution, (in, out, k, k) for a transposed one.
-type convLayer struct {
-	in, out, k int
-	weight     []float32
-	bias       []float32
+// VAEWeights are the mask decoder's convolutions after the codebook
+// lookup (see VAEMaskDecoder), for running the network elsewhere.
+type VAEWeights struct {
+	First    VAEConv       // 1x1, code dim -> width, then ReLU
+	Residual [2][3]VAEConv // each: 3x3 (pad 1), ReLU, 3x3, ReLU, 1x1, + input
+	Up       [4]VAEConv    // ConvTranspose k4 s2 pad 1, each then ReLU
+	Last     VAEConv       // 1x1 -> 1, no activation
 }
 
-// maskGrid is the side of the decoder's code grid, maskSize its output.
+// VAEConv holds one convolution's weights in PyTorch (and ONNX) layout:
+// (Out, In, K, K) for a convolution, (In, Out, K, K) for a transposed one.
+type VAEConv struct {
+	In, Out, K   int
+	Weight, Bias []float32
+}
+
+// MaskGrid is the side of the decoder's code grid, MaskSize the side of
+// its output.
 const (
-	maskGrid = 4
-	maskSize = 64
+	MaskGrid = 4
+	MaskSize = 64
 )
 
 // LoadMaskDecoder reads a vae-oid.npz file. Errors wrap ErrUnavailable
@@ -94,18 +101,19 @@ func newVAEMaskDecoder(a map[string]*npyArray) (*VAEMaskDecoder, error) {
 		return nil, fmt.Errorf("array %q: %w", "_vq_vae._embedding", err)
 	}
 	l := layerLoader{arrays: a}
-	d.first = l.conv("decoder.0", d.dim, -1, 1, false)
-	width := d.first.out
+	n := &d.net
+	n.First = l.conv("decoder.0", d.dim, -1, 1, false)
+	width := n.First.Out
 	for b, name := range []string{"decoder.2.net", "decoder.3.net"} {
-		d.res[b][0] = l.conv(name+".0", width, -1, 3, false)
-		d.res[b][1] = l.conv(name+".2", d.res[b][0].out, -1, 3, false)
-		d.res[b][2] = l.conv(name+".4", d.res[b][1].out, width, 1, false)
+		n.Residual[b][0] = l.conv(name+".0", width, -1, 3, false)
+		n.Residual[b][1] = l.conv(name+".2", n.Residual[b][0].Out, -1, 3, false)
+		n.Residual[b][2] = l.conv(name+".4", n.Residual[b][1].Out, width, 1, false)
 	}
 	for i, name := range []string{"decoder.4", "decoder.6", "decoder.8", "decoder.10"} {
-		d.up[i] = l.conv(name, width, -1, 4, true)
-		width = d.up[i].out
+		n.Up[i] = l.conv(name, width, -1, 4, true)
+		width = n.Up[i].Out
 	}
-	d.last = l.conv("decoder.12", width, 1, 1, false)
+	n.Last = l.conv("decoder.12", width, 1, 1, false)
 	return d, l.err
 }
 
@@ -117,43 +125,43 @@ type layerLoader struct {
 
 // conv reads <name>.weight and <name>.bias for a k x k convolution with in
 // input channels and out outputs (-1: whatever the file has).
-func (l *layerLoader) conv(name string, in, out, k int, transposed bool) convLayer {
+func (l *layerLoader) conv(name string, in, out, k int, transposed bool) VAEConv {
 	if l.err != nil {
-		return convLayer{}
+		return VAEConv{}
 	}
 	w, okW := l.arrays[name+".weight"]
 	b, okB := l.arrays[name+".bias"]
 	if !okW || !okB {
 		l.err = fmt.Errorf("missing array %q or %q", name+".weight", name+".bias")
-		return convLayer{}
+		return VAEConv{}
 	}
-	c := convLayer{in: in, out: out, k: k}
+	c := VAEConv{In: in, Out: out, K: k}
 	if len(w.Shape) == 4 {
 		if transposed {
-			c.out = w.Shape[1]
+			c.Out = w.Shape[1]
 		} else {
-			c.out = w.Shape[0]
+			c.Out = w.Shape[0]
 		}
 		if out >= 0 {
-			c.out = out
+			c.Out = out
 		}
 	}
-	want := []int{c.out, in, k, k}
+	want := []int{c.Out, in, k, k}
 	if transposed {
-		want = []int{in, c.out, k, k}
+		want = []int{in, c.Out, k, k}
 	}
-	if !slices.Equal(w.Shape, want) || c.out < 1 {
+	if !slices.Equal(w.Shape, want) || c.Out < 1 {
 		l.err = fmt.Errorf("array %q has shape %v, want %v", name+".weight", w.Shape, want)
-		return convLayer{}
+		return VAEConv{}
 	}
-	if !slices.Equal(b.Shape, []int{c.out}) {
-		l.err = fmt.Errorf("array %q has shape %v, want [%d]", name+".bias", b.Shape, c.out)
-		return convLayer{}
+	if !slices.Equal(b.Shape, []int{c.Out}) {
+		l.err = fmt.Errorf("array %q has shape %v, want [%d]", name+".bias", b.Shape, c.Out)
+		return VAEConv{}
 	}
-	if c.weight, l.err = w.Float32s(); l.err != nil {
-		return convLayer{}
+	if c.Weight, l.err = w.Float32s(); l.err != nil {
+		return VAEConv{}
 	}
-	c.bias, l.err = b.Float32s()
+	c.Bias, l.err = b.Float32s()
 	return c
 }
 
@@ -163,25 +171,39 @@ func (d *VAEMaskDecoder) Path() string { return d.path }
 // Codebook is the size of the decoder's code book: codes x dim.
 func (d *VAEMaskDecoder) Codebook() (codes, dim int) { return d.codes, d.dim }
 
-// Decode runs the decoder on 16 codes and returns its raw 64x64 output,
-// row-major.
-func (d *VAEMaskDecoder) Decode(codes []int) ([]float32, error) {
-	if len(codes) != maskGrid*maskGrid {
-		return nil, core.Errorf(core.ErrBadRequest, "mask needs %d segmentation codes, got %d", maskGrid*maskGrid, len(codes))
+// Weights are the decoder's convolutions (shared, not copied).
+func (d *VAEMaskDecoder) Weights() VAEWeights { return d.net }
+
+// Embed writes the codebook rows of 16 codes into dst (dim x 4 x 4,
+// channels first, the grid row-major): the decoder's input. Codes out of
+// range are ErrBadRequest.
+func (d *VAEMaskDecoder) Embed(codes []int, dst []float32) error {
+	if len(codes) != MaskGrid*MaskGrid {
+		return core.Errorf(core.ErrBadRequest, "mask needs %d segmentation codes, got %d", MaskGrid*MaskGrid, len(codes))
 	}
-	x := make([]float32, d.dim*maskGrid*maskGrid)
 	for cell, code := range codes {
 		if code < 0 || code >= d.codes {
-			return nil, core.Errorf(core.ErrBadRequest, "segmentation code %d is out of range 0..%d", code, d.codes-1)
+			return core.Errorf(core.ErrBadRequest, "segmentation code %d is out of range 0..%d", code, d.codes-1)
 		}
 		row := d.codebook[code*d.dim : (code+1)*d.dim]
 		for ch, v := range row {
-			x[ch*maskGrid*maskGrid+cell] = v
+			dst[ch*MaskGrid*MaskGrid+cell] = v
 		}
 	}
-	size := maskGrid
-	x = relu(conv2d(x, size, d.first))
-	for _, block := range d.res {
+	return nil
+}
+
+// Decode runs the decoder on 16 codes and returns its raw 64x64 output,
+// row-major.
+func (d *VAEMaskDecoder) Decode(codes []int) ([]float32, error) {
+	x := make([]float32, d.dim*MaskGrid*MaskGrid)
+	if err := d.Embed(codes, x); err != nil {
+		return nil, err
+	}
+	n := &d.net
+	size := MaskGrid
+	x = relu(conv2d(x, size, n.First))
+	for _, block := range n.Residual {
 		h := relu(conv2d(x, size, block[0]))
 		h = relu(conv2d(h, size, block[1]))
 		h = conv2d(h, size, block[2])
@@ -190,36 +212,36 @@ func (d *VAEMaskDecoder) Decode(codes []int) ([]float32, error) {
 		}
 		x = h
 	}
-	for _, up := range d.up {
+	for _, up := range n.Up {
 		x = relu(convTranspose2d(x, size, up))
 		size *= 2
 	}
-	return conv2d(x, size, d.last), nil
+	return conv2d(x, size, n.Last), nil
 }
 
-// Mask decodes codes and places the result in box, in the pixel grid of a
-// width x height image, the way big_vision's evaluator does: the box
-// corners are truncated to whole pixels (int(y0*h), int(x0*w), ...), the
-// raw 64x64 output is resized to the box with PIL's BILINEAR on a float
-// image (mode "F"), and Mask keeps those raw values (binary = value > 0,
-// soft = clip(value*0.5+0.5, 0, 1)). A box less than a pixel wide or high
-// gives an empty mask.
+// Mask decodes codes and places the result in box (see PlaceMask).
 func (d *VAEMaskDecoder) Mask(codes []int, box core.Box, width, height int) (*core.Mask, error) {
 	raw, err := d.Decode(codes)
 	if err != nil {
 		return nil, err
 	}
-	return placeMask(raw, box, width, height), nil
+	return PlaceMask(raw, box, width, height), nil
 }
 
-// placeMask resizes a raw 64x64 decoder output into box (see Mask).
-func placeMask(raw []float32, box core.Box, width, height int) *core.Mask {
+// PlaceMask places a raw 64x64 decoder output in box, in the pixel grid of
+// a width x height image, the way big_vision's evaluator does: the box
+// corners are truncated to whole pixels (int(y0*h), int(x0*w), ...), the
+// raw output is resized to the box with PIL's BILINEAR on a float image
+// (mode "F"), and the mask keeps those raw values (binary = value > 0,
+// soft = clip(value*0.5+0.5, 0, 1)). A box less than a pixel wide or high
+// gives an empty mask.
+func PlaceMask(raw []float32, box core.Box, width, height int) *core.Mask {
 	clampInt := func(v float64, hi int) int { return max(0, min(int(v), hi)) }
 	r := image.Rect(clampInt(box.X0, width), clampInt(box.Y0, height), clampInt(box.X1, width), clampInt(box.Y1, height))
 	if r.Dx() <= 0 || r.Dy() <= 0 {
 		return &core.Mask{}
 	}
-	return &core.Mask{Rect: r, Values: resizeFloat(raw, maskSize, maskSize, r.Dx(), r.Dy(), bilinearFilter)}
+	return &core.Mask{Rect: r, Values: resizeFloat(raw, MaskSize, MaskSize, r.Dx(), r.Dy(), bilinearFilter)}
 }
 
 func relu(x []float32) []float32 {
@@ -233,21 +255,21 @@ func relu(x []float32) []float32 {
 
 // conv2d is a stride-1 convolution with "same" padding ((k-1)/2) over
 // size x size planes, channels first.
-func conv2d(x []float32, size int, c convLayer) []float32 {
+func conv2d(x []float32, size int, c VAEConv) []float32 {
 	plane := size * size
-	acc := make([]float64, c.out*plane)
-	pad := (c.k - 1) / 2
+	acc := make([]float64, c.Out*plane)
+	pad := (c.K - 1) / 2
 	in64 := widen(x)
-	for o := range c.out {
+	for o := range c.Out {
 		dst := acc[o*plane : (o+1)*plane]
-		for i := range c.in {
+		for i := range c.In {
 			src := in64[i*plane : (i+1)*plane]
-			taps := c.weight[(o*c.in+i)*c.k*c.k:][:c.k*c.k]
-			for ky := range c.k {
+			taps := c.Weight[(o*c.In+i)*c.K*c.K:][:c.K*c.K]
+			for ky := range c.K {
 				dy := ky - pad
 				y0, y1 := max(0, -dy), min(size, size-dy)
-				for kx := range c.k {
-					w := float64(taps[ky*c.k+kx])
+				for kx := range c.K {
+					w := float64(taps[ky*c.K+kx])
 					dx := kx - pad
 					x0, x1 := max(0, -dx), min(size, size-dx)
 					for y := y0; y < y1; y++ {
@@ -261,24 +283,24 @@ func conv2d(x []float32, size int, c convLayer) []float32 {
 			}
 		}
 	}
-	return finish(acc, c.bias, plane)
+	return finish(acc, c.Bias, plane)
 }
 
 // convTranspose2d is PyTorch's ConvTranspose2d with kernel 4, stride 2,
 // padding 1: input (iy, ix) reaches output (2*iy-1+ky, 2*ix-1+kx) through
 // kernel tap (ky, kx). The output is 2*size on a side.
-func convTranspose2d(x []float32, size int, c convLayer) []float32 {
+func convTranspose2d(x []float32, size int, c VAEConv) []float32 {
 	const stride, pad = 2, 1
 	osize := size * stride
 	oplane := osize * osize
-	acc := make([]float64, c.out*oplane)
+	acc := make([]float64, c.Out*oplane)
 	in64 := widen(x)
-	for i := range c.in {
+	for i := range c.In {
 		src := in64[i*size*size : (i+1)*size*size]
-		for o := range c.out {
+		for o := range c.Out {
 			dst := acc[o*oplane : (o+1)*oplane]
-			taps := c.weight[(i*c.out+o)*c.k*c.k:][:c.k*c.k]
-			for ky := range c.k {
+			taps := c.Weight[(i*c.Out+o)*c.K*c.K:][:c.K*c.K]
+			for ky := range c.K {
 				// Input rows whose output row 2*iy-1+ky is inside.
 				iy0, iy1 := 0, size
 				if ky < pad {
@@ -287,8 +309,8 @@ func convTranspose2d(x []float32, size int, c convLayer) []float32 {
 				if ky > pad+stride-1 {
 					iy1 = size - 1
 				}
-				for kx := range c.k {
-					w := float64(taps[ky*c.k+kx])
+				for kx := range c.K {
+					w := float64(taps[ky*c.K+kx])
 					ix0, ix1 := 0, size
 					if kx < pad {
 						ix0 = 1
@@ -307,7 +329,7 @@ func convTranspose2d(x []float32, size int, c convLayer) []float32 {
 			}
 		}
 	}
-	return finish(acc, c.bias, oplane)
+	return finish(acc, c.Bias, oplane)
 }
 
 func widen(x []float32) []float64 {

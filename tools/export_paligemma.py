@@ -1,29 +1,44 @@
 """Export a Hugging Face PaliGemma / PaliGemma 2 checkpoint to paliprompt's ONNX model folder.
 
-  python tools/export_paligemma.py CHECKPOINT_DIR OUT_DIR [--dtype fp32|fp16|int8] [--layout own|community]
+  python tools/export_paligemma.py CHECKPOINT_DIR OUT_DIR [--dtype fp32|fp16|int8] [--layout own|own-v1|community]
 
 Writes OUT_DIR/config.json, generation_config.json, preprocessor_config.json,
 tokenizer.json (+ tokenizer_config.json), README.md and onnx/:
 
   vision_encoder.onnx   pixel_values f32 [B,3,H,W] -> image_features f32 [B,N,hidden]
-                        (SigLIP + projector, divided by sqrt(hidden) as the
-                        decoder multiplies every embedding by sqrt(hidden))
-  embed_tokens.onnx     input_ids i64 [B,S] -> inputs_embeds f32 [B,S,hidden] (not scaled)
+  embed_tokens.onnx     input_ids i64 [B,S] -> inputs_embeds f32 [B,S,hidden]
   decoder_model_merged.onnx
       own layout:       inputs_embeds f32 [B,S,hidden], attention_mask f32 [B,1,S,P+S]
-                        (additive: 0 attend, float32 lowest masked), position_ids i64 [B,S],
-                        past_key_values.{i}.key/.value [B,kv_heads,P,head_dim]
+                        (additive: 0 attend, float32 lowest masked), sliding_attention_mask
+                        (the same for the sliding-window layers; Gemma 2 only),
+                        position_ids i64 [B,S], past_key_values.{i}.key/.value
+                        [B,kv_heads,P,head_dim]
                         -> logits f32 [B,1,vocab] (last position), present.{i}.key/.value
-      community layout: the same without attention_mask, logits f32 [B,S,vocab]
+      community layout: the same without the masks, logits f32 [B,S,vocab]
                         (onnx-community / transformers.js convention, batch 1)
 
-Sliding-window layers (Gemma 2) derive their mask inside the graph from the
-caller's mask, exactly as transformers does: a query that belongs to the
-bidirectional prefix block sees the whole block whatever the distance; any
-other query (generated tokens) additionally loses every key whose cache
-index k satisfies q - k >= sliding_window. A query row is "in the prefix
-block" when the caller's mask lets it see a later key, or lets an earlier
-query of the same call see it.
+Embedding scale (sqrt(hidden)), as transformers 5 applies it:
+  own layout:       image_features are the projector's output unscaled
+                    (transformers' get_image_features), inputs_embeds are the
+                    embeddings times float32(sqrt(hidden)) (Gemma's
+                    TextScaledWordEmbedding), and the decoder scales nothing:
+                    the caller's concatenation is bit for bit transformers'
+                    merged inputs_embeds.
+  community layout: image_features divided by sqrt(hidden), inputs_embeds not
+                    scaled, the decoder multiplies every row (transformers.js).
+--layout own-v1 writes the own layout as it was before (community scaling
+with attention_mask, sliding mask derived in the graph): what older
+paliprompt runtimes expect; the current one runs both, since it only
+concatenates the two outputs and binds sliding_attention_mask when the
+decoder has it.
+
+Sliding-window layers (Gemma 2) of the own layout take their mask from the
+caller (sliding_attention_mask), built as transformers does: a query that
+belongs to the bidirectional prefix block keeps its attention_mask row
+whatever the distance; any other query (generated tokens) also loses every
+key whose cache index k satisfies q - k >= sliding_window. When no query
+reaches that far (P + S <= sliding_window) both masks are the same tensor.
+The community and own-v1 layouts derive it inside the graph from their mask.
 
 --dtype fp16 keeps weights and matmuls in float16 but RMSNorm, residual adds,
 rotary embeddings, softmax, softcaps and logits in float32 (Gemma overflows
@@ -76,6 +91,22 @@ INT8_ACCURACY_LEVEL = 4
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 1e-1}
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a decoder layout takes from its caller."""
+
+    mask: bool  # attention_mask input (batches of different lengths), last-position logits
+    sliding_mask: bool  # sliding_attention_mask input (else derived in the graph)
+    hf_embeds: bool  # inputs are transformers' inputs_embeds (else everything scaled inside)
+
+
+LAYOUTS = {
+    "own": Layout(mask=True, sliding_mask=True, hf_embeds=True),
+    "own-v1": Layout(mask=True, sliding_mask=False, hf_embeds=False),
+    "community": Layout(mask=False, sliding_mask=False, hf_embeds=False),
+}
+
+
 @dataclass
 class TextSpec:
     hidden: int
@@ -126,7 +157,8 @@ def index_vector(like: torch.Tensor) -> torch.Tensor:
 
 
 def sliding_mask(mask: torch.Tensor, window: int) -> torch.Tensor:
-    """The sliding-window layers' mask derived from the caller's mask [B,1,S,T].
+    """The sliding-window layers' mask derived inside the graph from the
+    mask [B,1,S,T] (community, own-v1; the own layout takes it from the caller).
 
     Reproduces transformers (masking_utils: sliding causal mask OR the
     prefix block overlay, AND padding): queries in the bidirectional prefix
@@ -149,19 +181,33 @@ def sliding_mask(mask: torch.Tensor, window: int) -> torch.Tensor:
     return torch.where(cut > 0, torch.full_like(mask, LOWEST), mask)
 
 
-class Decoder(nn.Module):
-    """One prefill or decode step of the Gemma / Gemma 2 decoder with a KV cache."""
+def embed_scale(spec: TextSpec) -> torch.Tensor:
+    """sqrt(hidden) as transformers' Gemma(2)TextScaledWordEmbedding holds it:
+    torch.tensor(hidden_size**0.5), a float32 scalar."""
+    return torch.tensor(spec.hidden**0.5, dtype=torch.float32)
 
-    def __init__(self, model, spec: TextSpec, half: bool, with_mask: bool):
+
+class Decoder(nn.Module):
+    """One prefill or decode step of the Gemma / Gemma 2 decoder with a KV cache.
+
+    Own layout: inputs_embeds arrive as transformers' (text rows scaled,
+    image rows not), attention_mask and (sliding-window models)
+    sliding_attention_mask come from the caller. Community and own-v1:
+    every input row is multiplied by sqrt(hidden) here; the community
+    layout masks nothing."""
+
+    def __init__(self, model, spec: TextSpec, half: bool, layout: Layout):
         super().__init__()
         lm = model.model.language_model
-        self.spec, self.half, self.with_mask = spec, half, with_mask
+        self.spec, self.half, self.layout = spec, half, layout
+        self.with_mask = layout.mask
+        self.with_sliding_mask = layout.sliding_mask and spec.sliding_window is not None
         self.layers = lm.layers
         self.norm = lm.norm
         self.register_buffer("inv_freq", lm.rotary_emb.inv_freq.float().clone(), persistent=False)
         self.rope_scale = float(getattr(lm.rotary_emb, "attention_scaling", 1.0))
         self.lm_head = model.lm_head
-        self.normalizer = math.sqrt(spec.hidden)
+        self.normalizer = None if layout.hf_embeds else math.sqrt(spec.hidden)
         self.wdtype = torch.float16 if half else torch.float32
         if half:
             for layer in self.layers:
@@ -173,18 +219,22 @@ class Decoder(nn.Module):
             self.lm_head_weight = model.lm_head.weight
 
     def forward(self, inputs_embeds, *rest):
-        if self.with_mask:
+        masks = {}
+        if self.with_sliding_mask:
+            mask, masks["sliding"], position_ids, past = rest[0], rest[1], rest[2], rest[3:]
+        elif self.with_mask:
             mask, position_ids, past = rest[0], rest[1], rest[2:]
         else:
             mask, position_ids, past = None, rest[0], rest[1:]
-        h = inputs_embeds.float() * torch.tensor(self.normalizer, dtype=torch.float32)
+        h = inputs_embeds.float()
+        if self.normalizer is not None:
+            h = h * torch.tensor(self.normalizer, dtype=torch.float32)
         freqs = position_ids[..., None].float() * self.inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
         cos = (emb.cos() * self.rope_scale)[:, None]
         sin = (emb.sin() * self.rope_scale)[:, None]
 
         presents = []
-        masks = {}
         for i, layer in enumerate(self.layers):
             past_k, past_v = past[2 * i], past[2 * i + 1]
             x = rms_norm(h, layer.input_layernorm)
@@ -253,13 +303,18 @@ class Decoder(nn.Module):
 
 
 class EmbedTokens(nn.Module):
-    def __init__(self, model, half: bool):
+    """The embedding lookup; scaled (own layout) exactly as transformers does
+    it: the float32 row times the float32 scalar sqrt(hidden)."""
+
+    def __init__(self, model, spec: TextSpec, half: bool, scaled: bool):
         super().__init__()
         w = model.model.language_model.embed_tokens.weight.detach()
         self.weight = nn.Parameter(w.half() if half else w, requires_grad=False)
+        self.register_buffer("scale", embed_scale(spec) if scaled else None, persistent=False)
 
     def forward(self, input_ids):
-        return F.embedding(input_ids, self.weight).float()
+        x = F.embedding(input_ids, self.weight).float()
+        return x * self.scale if self.scale is not None else x
 
 
 class FP32LayerNorm(nn.Module):
@@ -274,13 +329,16 @@ class FP32LayerNorm(nn.Module):
 
 
 class VisionEncoder(nn.Module):
-    def __init__(self, model, spec: TextSpec, half: bool):
+    """SigLIP + projector: transformers' get_image_features (own layout), or
+    that divided by sqrt(hidden) (community, own-v1)."""
+
+    def __init__(self, model, spec: TextSpec, half: bool, scaled_down: bool):
         super().__init__()
         self.tower = model.model.vision_tower
         # transformers 5 puts the transformer directly in SiglipVisionModel, 4.x under .vision_model
         self.vision = getattr(self.tower, "vision_model", self.tower)
         self.projector = model.model.multi_modal_projector
-        self.normalizer = math.sqrt(spec.hidden)
+        self.normalizer = math.sqrt(spec.hidden) if scaled_down else None
         self.half = half
         if half:
             patch = self.vision.embeddings.patch_embedding
@@ -304,7 +362,8 @@ class VisionEncoder(nn.Module):
             x = self.vision.post_layernorm(x)
         else:
             x = self.tower(pixel_values=pixel_values).last_hidden_state
-        return self.projector(x).float() / self.normalizer
+        x = self.projector(x).float()
+        return x / self.normalizer if self.normalizer is not None else x
 
 
 # ---------------------------------------------------------------- export
@@ -351,8 +410,8 @@ def export_graph(module, args, path: Path, inputs, outputs, axes) -> None:
             onnx.save_model(proto, str(path))
 
 
-def export_embed(model, spec: TextSpec, onnx_dir: Path, half: bool) -> None:
-    embed = EmbedTokens(model, half).eval()
+def export_embed(model, spec: TextSpec, onnx_dir: Path, half: bool, layout: str) -> None:
+    embed = EmbedTokens(model, spec, half, scaled=LAYOUTS[layout].hf_embeds).eval()
     export_graph(embed, (torch.zeros(2, 4, dtype=torch.long),), onnx_dir / "embed_tokens.onnx",
                  ["input_ids"], ["inputs_embeds"],
                  {"input_ids": {0: "batch_size", 1: "sequence_length"},
@@ -360,15 +419,15 @@ def export_embed(model, spec: TextSpec, onnx_dir: Path, half: bool) -> None:
 
 
 def export_all(model, spec: TextSpec, onnx_dir: Path, half: bool, layout: str, image_size: int) -> None:
-    with_mask = layout == "own"
+    with_mask = LAYOUTS[layout].mask
     cache_dtype = torch.float16 if half else torch.float32
     b, p, s = 2, 3, 4
-    vision = VisionEncoder(model, spec, half).eval()
+    vision = VisionEncoder(model, spec, half, scaled_down=not LAYOUTS[layout].hf_embeds).eval()
     export_graph(vision, (torch.zeros(1, 3, image_size, image_size),), onnx_dir / "vision_encoder.onnx",
                  ["pixel_values"], ["image_features"],
                  {"pixel_values": {0: "batch_size"}, "image_features": {0: "batch_size"}})
-    export_embed(model, spec, onnx_dir, half)
-    decoder = Decoder(model, spec, half, with_mask).eval()
+    export_embed(model, spec, onnx_dir, half, layout)
+    decoder = Decoder(model, spec, half, LAYOUTS[layout]).eval()
     past_in = cache_names(spec, "past_key_values")
     present = cache_names(spec, "present")
     args = [torch.randn(b, s, spec.hidden)]
@@ -379,6 +438,10 @@ def export_all(model, spec: TextSpec, onnx_dir: Path, half: bool, layout: str, i
         args.append(torch.zeros(b, 1, s, p + s))
         inputs.append("attention_mask")
         axes["attention_mask"] = {0: "batch_size", 2: "sequence_length", 3: "total_sequence_length"}
+    if decoder.with_sliding_mask:
+        args.append(torch.zeros(b, 1, s, p + s))
+        inputs.append("sliding_attention_mask")
+        axes["sliding_attention_mask"] = {0: "batch_size", 2: "sequence_length", 3: "total_sequence_length"}
     args.append(torch.arange(1, s + 1).repeat(b, 1))
     inputs.append("position_ids")
     for name in past_in:
@@ -492,8 +555,11 @@ class Check:
             self.failed.append(f"{name}: max abs diff {diff:.3g} > {limit:.3g}")
 
 
-def reference_masks(b, prefix_lens, suffix_lens, pads):
-    """2-D attention mask and token_type_ids for HF, and our 4-D additive mask."""
+def reference_masks(b, prefix_lens, suffix_lens, pads, window=None):
+    """2-D attention mask and token_type_ids for HF, and our 4-D additive
+    masks: the full-attention one and (window given) the sliding-window one,
+    built as transformers builds them (prefix-block queries keep their row,
+    other queries lose keys at cache distance >= window)."""
     total = [pads[i] + prefix_lens[i] + suffix_lens[i] for i in range(b)]
     s = max(total)
     attn = np.zeros((b, s), np.int64)
@@ -510,8 +576,27 @@ def reference_masks(b, prefix_lens, suffix_lens, pads):
             for k in range(start, s):
                 allow[i, q, k] = k <= q or (q < prefix_end and k < prefix_end)
     mask = np.where(allow, 0.0, LOWEST).astype(np.float32)[:, None]
+    sliding = mask
+    if window is not None:
+        q, k = np.arange(s)[:, None], np.arange(s)[None, :]
+        in_prefix = np.zeros((b, s, 1), bool)
+        for i in range(b):
+            start = s - total[i]
+            in_prefix[i, start:start + prefix_lens[i]] = True
+        sliding = np.where(allow & (in_prefix | (q - k < window)), 0.0, LOWEST).astype(np.float32)[:, None]
     pos = np.where(attn == 1, np.cumsum(attn, -1), 1).astype(np.int64)
-    return attn, ttype, mask, pos
+    return attn, ttype, mask, sliding, pos
+
+
+def decode_step_masks(attn, window=None):
+    """Masks of one decode step (one generated query, the newest key) for
+    the 2-D attention mask attn [B,T] of every key so far."""
+    t = attn.shape[1]
+    mask = np.where(attn[:, None, None, :] == 1, 0.0, LOWEST).astype(np.float32)
+    if window is None:
+        return mask, mask
+    near = (t - 1) - np.arange(t) < window
+    return mask, np.where((attn == 1)[:, None, None, :] & near, 0.0, LOWEST).astype(np.float32)
 
 
 def verify(loader, out_dir: Path, dtype: str, layout: str, spec: TextSpec, image_size: int) -> dict:
@@ -528,14 +613,20 @@ def verify(loader, out_dir: Path, dtype: str, layout: str, spec: TextSpec, image
     sess = lambda n: ort.InferenceSession(str(out_dir / "onnx" / n), opts, providers=["CPUExecutionProvider"])
 
     # Vision encoder and embeddings.
+    # Own layout: transformers' own tensors (image features unscaled,
+    # embeddings scaled); community, own-v1: both divided by sqrt(hidden).
+    unscale = 1.0 if LAYOUTS[layout].hf_embeds else math.sqrt(spec.hidden)
     pixels = rng.uniform(-1, 1, size=(2, 3, image_size, image_size)).astype(np.float32)
     with torch.no_grad():
-        want = model.model.get_image_features(torch.from_numpy(pixels)).pooler_output / math.sqrt(spec.hidden)
+        want = model.model.get_image_features(torch.from_numpy(pixels)).pooler_output / unscale
     check.compare("image_features", sess("vision_encoder.onnx").run(None, {"pixel_values": pixels})[0], want.numpy())
     ids = rng.integers(0, spec.vocab, size=(2, 7))
     with torch.no_grad():
-        want = model.model.language_model.embed_tokens(torch.from_numpy(ids)) / math.sqrt(spec.hidden)
-    check.compare("inputs_embeds", sess("embed_tokens.onnx").run(None, {"input_ids": ids})[0], want.numpy())
+        want = (model.model.language_model.embed_tokens(torch.from_numpy(ids)) / unscale).numpy()
+    got = sess("embed_tokens.onnx").run(None, {"input_ids": ids})[0]
+    check.compare("inputs_embeds", got, want)
+    if LAYOUTS[layout].hf_embeds and dtype == "fp32" and not np.array_equal(got.view(np.uint32), want.view(np.uint32)):
+        check.failed.append("inputs_embeds: not bit-identical to transformers' scaled embeddings")
 
     # Decoder: a left-padded prefill whose prefix block is longer than the
     # sliding window when the model is small enough to afford it, then
@@ -543,40 +634,42 @@ def verify(loader, out_dir: Path, dtype: str, layout: str, spec: TextSpec, image
     window = spec.sliding_window
     long_prefix = window is not None and spec.hidden * window < 2**16
     plen = window + 24 if long_prefix else 12
-    if layout == "own":
+    if LAYOUTS[layout].mask:
         b, prefix_lens, suffix_lens, pads = 2, [plen, plen - 5], [2, 0], [0, 7]
     else:
         b, prefix_lens, suffix_lens, pads = 1, [plen], [0], [0]
-    attn, ttype, mask, pos = reference_masks(b, prefix_lens, suffix_lens, pads)
-    embeds = (rng.standard_normal((b, attn.shape[1], spec.hidden)) * float(
-        model.model.language_model.embed_tokens.weight.detach().std())).astype(np.float32)
+    attn, ttype, mask, sliding, pos = reference_masks(b, prefix_lens, suffix_lens, pads, window)
+    # Random inputs of the scale of scaled embeddings (what the decoder sees
+    # in transformers); the community layout gets them divided back.
+    embed_std = float(model.model.language_model.embed_tokens.weight.detach().std()) * math.sqrt(spec.hidden)
+    embeds = (rng.standard_normal((b, attn.shape[1], spec.hidden)) * embed_std).astype(np.float32)
     dec = sess("decoder_model_merged.onnx")
     names = [i.name for i in dec.get_inputs()]
     cache_dtype = np.float16 if dtype == "fp16" else np.float32
     past = {n: np.zeros((b, spec.kv_heads, 0, spec.head_dim), cache_dtype) for n in cache_names(spec, "past_key_values")}
     cache = DynamicCache(config=model.config.get_text_config())
-    scale = math.sqrt(spec.hidden)
-    steps = [(embeds, attn, ttype, mask, pos)]
+    steps = [(embeds, attn, ttype, mask, sliding, pos)]
     for step in range(3):
-        new = (rng.standard_normal((b, 1, spec.hidden)) * 0.5).astype(np.float32)
+        new = (rng.standard_normal((b, 1, spec.hidden)) * embed_std).astype(np.float32)
         attn = np.concatenate([attn, np.ones((b, 1), np.int64)], 1)
         ttype = np.concatenate([ttype, np.ones((b, 1), np.int64)], 1)
-        row_mask = np.where(attn[:, None, None, :] == 1, 0.0, LOWEST).astype(np.float32)
-        steps.append((new, attn, ttype, row_mask, pos[:, -1:] + 1 + step))
+        steps.append((new, attn, ttype, *decode_step_masks(attn, window), pos[:, -1:] + 1 + step))
     last_pos = pos[:, -1:]
-    for step, (emb, a2, tt, m4, p) in enumerate(steps):
+    for step, (emb, a2, tt, m4, sm4, p) in enumerate(steps):
         if step > 0:
             p = last_pos + step
-        feed = {"inputs_embeds": emb, "position_ids": p, **past}
+        feed = {"inputs_embeds": (emb / np.float32(unscale)).astype(np.float32), "position_ids": p, **past}
         if "attention_mask" in names:
             feed["attention_mask"] = m4
+        if "sliding_attention_mask" in names:
+            feed["sliding_attention_mask"] = sm4
         outs = dec.run(None, feed)
         with torch.no_grad():
-            ref = model(inputs_embeds=torch.from_numpy(emb) * scale, attention_mask=torch.from_numpy(a2),
+            ref = model(inputs_embeds=torch.from_numpy(emb), attention_mask=torch.from_numpy(a2),
                         token_type_ids=torch.from_numpy(tt) if step == 0 else None,
                         position_ids=torch.from_numpy(p), past_key_values=cache, use_cache=True)
         want_logits = ref.logits.numpy()
-        if layout == "own":
+        if LAYOUTS[layout].mask:
             want_logits = want_logits[:, -1:]
             # Left-padded rows: compare only what the caller uses.
         check.compare(f"logits[step {step}]", outs[0], want_logits, logits=True)
@@ -587,7 +680,7 @@ def verify(loader, out_dir: Path, dtype: str, layout: str, spec: TextSpec, image
                 want_t = ref_t.numpy()
                 n = min(got.shape[2], want_t.shape[2])  # HF keeps only the window in sliding layers
                 real = got[:, :, -n:]
-                if layout == "own":
+                if LAYOUTS[layout].mask:
                     for r in range(b):  # pad positions hold don't-care values
                         first = a2.shape[1] - int(a2[r].sum())
                         lo = max(0, first - (got.shape[2] - n))
@@ -637,18 +730,34 @@ def write_folder_files(checkpoint: Path, out_dir: Path, spec: TextSpec, dtype: s
 
 
 def model_card(checkpoint_name: str, spec: TextSpec, dtype: str, layout: str, report: dict) -> str:
-    mask = ("attention_mask f32 [B,1,S,P+S] additive (0 attend, float32 lowest masked), built by the caller; "
-            "logits [B,1,vocab] for the last position") if layout == "own" else \
-        "no attention_mask (batch 1, prefill = image + prefix), logits [B,S,vocab]"
+    lay = LAYOUTS[layout]
+    if lay.mask:
+        masks = "attention_mask f32 [B,1,S,P+S] additive (0 attend, float32 lowest masked)"
+        if spec.sliding_window is not None and lay.sliding_mask:
+            masks += (f" and sliding_attention_mask (the same, plus keys at cache distance >= {spec.sliding_window} "
+                      "masked for queries outside the prefix block)")
+        mask = masks + ", built by the caller; logits [B,1,vocab] for the last position"
+    else:
+        mask = "no attention_mask (batch 1, prefill = image + prefix), logits [B,S,vocab]"
+    if lay.hf_embeds:
+        vision = "the projector output, unscaled (transformers' get_image_features)"
+        embed = f"times float32(sqrt({spec.hidden})) (transformers' scaled word embedding)"
+        scale = ("the decoder scales nothing: the image features in place of the <image> rows of "
+                 "inputs_embeds are transformers' merged inputs_embeds bit for bit")
+    else:
+        vision = f"divided by sqrt({spec.hidden})"
+        embed = "not scaled"
+        scale = f"the decoder multiplies every row by sqrt({spec.hidden}) (onnx-community convention)"
     return f"""# {checkpoint_name} (ONNX, {dtype}, {layout} layout)
 
 Exported by paliprompt's tools/export_paligemma.py (opset {OPSET}).
 
-- onnx/vision_encoder.onnx: pixel_values f32 [B,3,H,W] -> image_features f32 [B,N,{spec.hidden}] (divided by sqrt({spec.hidden}))
-- onnx/embed_tokens.onnx: input_ids i64 [B,S] -> inputs_embeds f32 [B,S,{spec.hidden}] (not scaled)
+- onnx/vision_encoder.onnx: pixel_values f32 [B,3,H,W] -> image_features f32 [B,N,{spec.hidden}], {vision}
+- onnx/embed_tokens.onnx: input_ids i64 [B,S] -> inputs_embeds f32 [B,S,{spec.hidden}], {embed}
 - onnx/decoder_model_merged.onnx: inputs_embeds, {mask}; position_ids i64 [B,S] (first real token = 1);
   past_key_values.{{0..{spec.layers - 1}}}.key/.value [B,{spec.kv_heads},P,{spec.head_dim}] -> present.*
   ({'float16' if dtype == 'fp16' else 'float32'} KV cache)
+- embedding scale: {scale}
 - sliding window: {spec.sliding_window or 'none'}; attention softcap {spec.attn_softcap}; final softcap {spec.final_softcap}
 
 Verified against transformers (fp32 torch) on random inputs with onnxruntime when exported:
@@ -661,7 +770,7 @@ def export(checkpoint: Path, out_dir: Path, dtype: str = "fp32", layout: str = "
     (default: load it from checkpoint; make_bench_model builds one in memory
     and passes a checkpoint folder holding only its configs and tokenizer)."""
     loader = loader or (lambda: load_model(checkpoint))
-    if layout not in ("own", "community"):
+    if layout not in LAYOUTS:
         raise SystemExit(f"unknown layout {layout!r}")
     if dtype not in TOLERANCE:
         raise SystemExit(f"unknown dtype {dtype!r}")
@@ -678,7 +787,7 @@ def export(checkpoint: Path, out_dir: Path, dtype: str = "fp32", layout: str = "
         with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
             export_all(model, spec, Path(tmp), False, layout, image_size)
             quantize_int8(Path(tmp), onnx_dir)
-        export_embed(model, spec, onnx_dir, half=True)
+        export_embed(model, spec, onnx_dir, half=True, layout=layout)
         del model
     else:
         export_all(model, spec, onnx_dir, dtype == "fp16", layout, image_size)
@@ -694,8 +803,9 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path, help="Hugging Face PaliGemma checkpoint folder")
     parser.add_argument("out", type=Path, help="model folder to write")
     parser.add_argument("--dtype", choices=sorted(TOLERANCE), default="fp32")
-    parser.add_argument("--layout", choices=["own", "community"], default="own",
-                        help="own: batched decoder with attention_mask (default); community: onnx-community layout")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="own",
+                        help="own: batched decoder with attention masks (default); own-v1: the own layout of "
+                             "older paliprompt versions; community: onnx-community layout")
     args = parser.parse_args()
     if not (args.checkpoint / "config.json").exists():
         sys.exit(f"{args.checkpoint}: not a Hugging Face checkpoint folder (no config.json)")

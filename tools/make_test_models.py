@@ -3,13 +3,17 @@
   python tools/make_test_models.py [--skip-dtype-checks]
 
 1. Hugging Face checkpoints with random weights (tools/tiny_models.py) in
-   out/tiny-hf/paligemma2 and out/tiny-hf/paligemma1 (ignored; make_goldens
-   runs transformers on them).
+   out/tiny-hf/paligemma2, paligemma1 and paligemma2-hidden12 (ignored;
+   make_goldens runs transformers on them).
 2. Exports through tools/export_paligemma.py (each verified against
    transformers):
      testdata/models/tiny-paligemma2/            own layout, fp32
      testdata/models/tiny-paligemma2-community/  same weights, onnx-community layout
+     testdata/models/tiny-paligemma2-v1/         same weights, the own layout's first
+                                                 version (scale in the decoder, sliding
+                                                 mask derived in the graph): older exports
      testdata/models/tiny-paligemma1/            Gemma 1 decoder, own layout, fp32
+     testdata/models/tiny-paligemma2-hidden12/   hidden 12 (sqrt not exact), 224 px, own
    plus, unless --skip-dtype-checks, throw-away fp16 and int8 exports of the
    tiny PaliGemma 2 (and an fp16 one of the community layout) to prove the
    exporter's self-check passes in every dtype; their differences are printed.
@@ -32,7 +36,12 @@ from fixture_io import REPO, TESTDATA, sha256_file
 
 HF_DIR = REPO / "out" / "tiny-hf"
 MODELS = TESTDATA / "models"
-SEEDS = {"paligemma2": 1234, "paligemma1": 4321}
+# name: (PaliGemma version, seed, shape)
+CHECKPOINTS = {
+    "paligemma2": (2, 1234, tiny_models.DEFAULT_SHAPE),
+    "paligemma1": (1, 4321, tiny_models.DEFAULT_SHAPE),
+    "paligemma2-hidden12": (2, 2468, tiny_models.HIDDEN12),
+}
 VAE_SEED = 7
 VAE_FILE = "vae-oid-random.npz"
 
@@ -40,10 +49,10 @@ VAE_FILE = "vae-oid-random.npz"
 def checkpoints() -> dict[str, Path]:
     """Build (or rebuild) the tiny Hugging Face checkpoints."""
     out = {}
-    for name, version in (("paligemma2", 2), ("paligemma1", 1)):
+    for name, (version, seed, shape) in CHECKPOINTS.items():
         path = HF_DIR / name
         shutil.rmtree(path, ignore_errors=True)
-        out[name] = tiny_models.build_checkpoint(version, SEEDS[name], path)
+        out[name] = tiny_models.build_checkpoint(version, seed, path, shape)
     return out
 
 
@@ -63,7 +72,9 @@ def main() -> None:
     targets = [
         (hf["paligemma2"], MODELS / "tiny-paligemma2", "own"),
         (hf["paligemma2"], MODELS / "tiny-paligemma2-community", "community"),
+        (hf["paligemma2"], MODELS / "tiny-paligemma2-v1", "own-v1"),
         (hf["paligemma1"], MODELS / "tiny-paligemma1", "own"),
+        (hf["paligemma2-hidden12"], MODELS / "tiny-paligemma2-hidden12", "own"),
     ]
     for checkpoint, folder, layout in targets:
         shutil.rmtree(folder, ignore_errors=True)

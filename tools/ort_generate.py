@@ -13,6 +13,10 @@ attention is allowed and float32 lowest elsewhere:
     (every real prefill token is in the bidirectional prefix block: image,
     <bos>, prefix and "\\n"); pad rows see nothing (finite lowest: no NaN)
   decode step: the new token sees every real key (s_b <= k).
+The sliding-window layers' mask (sliding_attention_mask, when the decoder
+takes one) is the same at prefill (every real query is in the prefix
+block); at a decode step it also masks the keys at cache distance
+>= sliding_window from the new token (config.json text_config).
 Positions: real tokens 1, 2, ..., n_b; pads 1; the t-th generated token
 (t = 0 for the one fed after prefill) gets n_b + 1 + t.
 Community layout: batch 1, no mask, logits for all positions (last used).
@@ -70,7 +74,9 @@ class OrtPaliGemma:
         opts.log_severity_level = 3
         sess = lambda n: ort.InferenceSession(str(folder / "onnx" / n), opts, providers=["CPUExecutionProvider"])
         self.vision, self.embed, self.decoder = sess("vision_encoder.onnx"), sess("embed_tokens.onnx"), sess("decoder_model_merged.onnx")
-        self.with_mask = "attention_mask" in {i.name for i in self.decoder.get_inputs()}
+        inputs = {i.name for i in self.decoder.get_inputs()}
+        self.with_mask = "attention_mask" in inputs
+        self.window = int(text["sliding_window"]) if "sliding_attention_mask" in inputs else None
         past = next(i for i in self.decoder.get_inputs() if i.name.startswith("past_key_values"))
         self.cache_dtype = np.float16 if past.type == "tensor(float16)" else np.float32
 
@@ -108,6 +114,11 @@ class OrtPaliGemma:
             feed = {"inputs_embeds": embeds, "position_ids": pos, **past}
             if self.with_mask:
                 feed["attention_mask"] = mask
+            if self.window is not None:
+                feed["sliding_attention_mask"] = mask
+                if step > 0:  # the new token's cache index is total - 1
+                    far = (mask.shape[-1] - 1) - np.arange(mask.shape[-1]) >= self.window
+                    feed["sliding_attention_mask"] = np.where(far, LOWEST, mask).astype(np.float32)
             results = self.decoder.run(None, feed)
             logits = results[0][:, -1, :]
             names = [o.name for o in self.decoder.get_outputs()][1:]

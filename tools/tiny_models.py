@@ -7,7 +7,10 @@ alternating sliding-window layers whose window (512) is shorter than the
 prefill (1024 image tokens + prompt), so the window really cuts during
 decoding; and a Gemma 1 decoder for PaliGemma 1. Text hidden size 16 makes
 sqrt(hidden) = 4 exact, so scaling image features down and embeddings up
-loses no bits.
+loses no bits; the third model (HIDDEN12: hidden 12, 224 px, window 128)
+has an inexact sqrt(hidden) = 3.4641016 as the real ones (48 is exact, but
+sqrt(2304) scaled down and back in float32 is not the identity), for the
+golden of the decoder's merged inputs_embeds.
 
 Weights come from one torch.Generator per model: same seed, same bytes.
 """
@@ -40,14 +43,19 @@ def _ids(tok) -> dict[str, int]:
     return {t: tok.token_to_id(t) for t in ("<pad>", "<eos>", "<bos>", "<image>", "<end_of_turn>")}
 
 
-def vision_config() -> dict:
+# The shape of a tiny model: text hidden size, image size, sliding window.
+DEFAULT_SHAPE = {"hidden": 16, "image_size": IMAGE_SIZE, "sliding_window": SLIDING_WINDOW}
+HIDDEN12 = {"hidden": 12, "image_size": 224, "sliding_window": 128}
+
+
+def vision_config(image_size: int = IMAGE_SIZE) -> dict:
     return {
         "model_type": "siglip_vision_model",
         "hidden_size": 16,
         "intermediate_size": 32,
         "num_hidden_layers": 2,
         "num_attention_heads": 2,
-        "image_size": IMAGE_SIZE,
+        "image_size": image_size,
         "patch_size": PATCH,
         "layer_norm_eps": 1e-6,
         "hidden_act": "gelu_pytorch_tanh",
@@ -55,14 +63,15 @@ def vision_config() -> dict:
     }
 
 
-def paligemma_config(version: int, tok):
+def paligemma_config(version: int, tok, shape: dict = DEFAULT_SHAPE):
     """PaliGemmaConfig for the tiny PaliGemma `version` (1 or 2) over tokenizer tok."""
     from transformers import PaliGemmaConfig
 
     ids = _ids(tok)
     vocab = _round_up(tok.get_vocab_size(), 64)  # padded like the real 257216 rows
+    hidden = shape["hidden"]
     text = {
-        "hidden_size": 16,
+        "hidden_size": hidden,
         "intermediate_size": 48,
         "num_hidden_layers": 4,
         "num_attention_heads": 2,
@@ -80,7 +89,7 @@ def paligemma_config(version: int, tok):
             model_type="gemma2",
             hidden_activation="gelu_pytorch_tanh",
             query_pre_attn_scalar=8,
-            sliding_window=SLIDING_WINDOW,
+            sliding_window=shape["sliding_window"],
             attn_logit_softcapping=50.0,
             final_logit_softcapping=30.0,
             # As paligemma2 mix checkpoints: stop on <eos> or <end_of_turn>.
@@ -90,12 +99,12 @@ def paligemma_config(version: int, tok):
         text.update(model_type="gemma", hidden_act="gelu_pytorch_tanh")
     text["tie_word_embeddings"] = False
     return PaliGemmaConfig(
-        vision_config=vision_config(),
+        vision_config=vision_config(shape["image_size"]),
         text_config=text,
         tie_word_embeddings=False,
         image_token_index=ids["<image>"],
-        projection_dim=16,
-        hidden_size=16,
+        projection_dim=hidden,
+        hidden_size=hidden,
         vocab_size=vocab,
         pad_token_id=ids["<pad>"],
         bos_token_id=ids["<bos>"],
@@ -132,24 +141,24 @@ def randomize(model: torch.nn.Module, seed: int, tokenizer_size: int) -> None:
         model.lm_head.weight[tokenizer_size:] = 0
 
 
-def processor(tokenizer_file: Path):
+def processor(tokenizer_file: Path, image_size: int = IMAGE_SIZE):
     """PaliGemma's processor (slow SigLIP image processor + Gemma tokenizer)."""
     from transformers import GemmaTokenizer, PaliGemmaProcessor
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
-    image_processor = SiglipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
-    image_processor.image_seq_length = (IMAGE_SIZE // PATCH) ** 2
+    image_processor = SiglipImageProcessorPil(size={"height": image_size, "width": image_size})
+    image_processor.image_seq_length = (image_size // PATCH) ** 2
     tokenizer = GemmaTokenizer(tokenizer_file=str(tokenizer_file))
     return PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def build_checkpoint(version: int, seed: int, out_dir: Path) -> Path:
+def build_checkpoint(version: int, seed: int, out_dir: Path, shape: dict = DEFAULT_SHAPE) -> Path:
     """Write a tiny PaliGemma `version` checkpoint (weights, configs, tokenizer) to out_dir."""
     from transformers import GenerationConfig, PaliGemmaForConditionalGeneration
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = tiny_tokenizer.write(out_dir / "tokenizer.json")
-    config = paligemma_config(version, tok)
+    config = paligemma_config(version, tok, shape)
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config).eval()
     randomize(model, seed, tok.get_vocab_size())
@@ -164,7 +173,7 @@ def build_checkpoint(version: int, seed: int, out_dir: Path) -> Path:
         max_new_tokens=32,
     )
     model.save_pretrained(out_dir)
-    processor(out_dir / "tokenizer.json").save_pretrained(out_dir)
+    processor(out_dir / "tokenizer.json", shape["image_size"]).save_pretrained(out_dir)
     # save_pretrained rewrites tokenizer.json pretty-printed; keep it compact
     # (same content) so the fixtures stay small.
     from tokenizers import Tokenizer

@@ -93,8 +93,12 @@ func Check(cfg grounding.ModelConfig) Report {
 	}
 	spec, err := loadModelSpec(cfg.Dir)
 	if err == nil {
-		add("model", nil, fmt.Sprintf("decoder layout %s, %d layers, %d KV heads x %d, hidden %d, vocab %d, %d image tokens, KV cache %s",
-			spec.layout, spec.layers, spec.kvHeads, spec.headDim, spec.hidden, spec.vocab, spec.imageTokens, spec.kvType))
+		window := "none or derived in the graph"
+		if spec.slidingWindow > 0 {
+			window = fmt.Sprintf("%d (%s input)", spec.slidingWindow, inputSlidingMask)
+		}
+		add("model", nil, fmt.Sprintf("decoder layout %s, %d layers, %d KV heads x %d, hidden %d, vocab %d, %d image tokens, KV cache %s, sliding window %s",
+			spec.layout, spec.layers, spec.kvHeads, spec.headDim, spec.hidden, spec.vocab, spec.imageTokens, spec.kvType, window))
 		add("special ids", nil, fmt.Sprintf("bos %d, eos %v, pad %d, image %d, <loc0000> %d, <seg000> %d",
 			spec.bos, spec.eos, spec.pad, spec.image, spec.loc0, spec.seg0))
 	} else {

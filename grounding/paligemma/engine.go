@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"paliprompt/core"
 	"paliprompt/grounding"
@@ -28,6 +27,9 @@ type engine struct {
 	fallback string
 	// cuda is what the CUDA path offers, read when CUDA is requested.
 	cuda cudaFacts
+	// sessions is the configuration the sessions were opened with (after
+	// any fallback), for the mask decoder's.
+	sessions native.SessionConfig
 	// kvMemory, when set, keeps the KV cache in that memory through
 	// IoBinding (the GPU's on CUDA); nil uses host ping-pong buffers.
 	kvMemory *native.MemoryInfo
@@ -97,6 +99,7 @@ func openEngine(cfg grounding.ModelConfig, progress LoadProgress) (*engine, erro
 			return nil, err
 		}
 	}
+	e.sessions = sc
 	if sc.CUDA != nil {
 		e.provider = fmt.Sprintf("cuda:%d", sc.CUDA.DeviceID)
 		if e.kvMemory, err = native.CUDAMemory(sc.CUDA.DeviceID); err != nil {
@@ -129,6 +132,22 @@ func (e *engine) openSession(cfg grounding.ModelConfig, file string, sc *native.
 		return nil, core.Errorf(core.ErrUnavailable, "%v", err)
 	}
 	return s, nil
+}
+
+// openMaskDecoder runs vae's network on the sessions' provider, on the CPU
+// when CUDA cannot take it (the log says so).
+func (e *engine) openMaskDecoder(vae *grounding.VAEMaskDecoder) (*ortMaskDecoder, error) {
+	d, err := newORTMaskDecoder(e.rt, vae, e.sessions)
+	if errors.Is(err, native.ErrNoCUDA) {
+		slog.Warn("mask decoder: CUDA not usable, running it on CPU", "reason", err)
+		cpu := e.sessions
+		cpu.CUDA = nil
+		d, err = newORTMaskDecoder(e.rt, vae, cpu)
+	}
+	if err != nil {
+		return nil, core.Errorf(core.ErrUnavailable, "%v", err)
+	}
+	return d, nil
 }
 
 func (e *engine) cpuFallback(sc *native.SessionConfig, why string) {
@@ -187,29 +206,6 @@ func (e *engine) imageFeatures(pixels []float32) ([]float32, error) {
 		return nil, fmt.Errorf("vision encoder (image tokens %d, hidden %d from config.json): %w", e.spec.imageTokens, e.spec.hidden, err)
 	}
 	return features, nil
-}
-
-// embed runs embed_tokens on ids [b, s].
-func (e *engine) embed(ids []int64, b, s int, times *runTimes) ([]float32, error) {
-	in, err := native.NewInt64([]int64{int64(b), int64(s)}, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
-	embeds := make([]float32, b*s*e.spec.hidden)
-	out, err := native.NewFloat32([]int64{int64(b), int64(s), int64(e.spec.hidden)}, embeds)
-	if err != nil {
-		return nil, err
-	}
-	defer out.Close()
-	start := time.Now()
-	err = e.embeds.Run([]*native.Tensor{in}, []*native.Tensor{out})
-	times.embed += time.Since(start)
-	times.embedRuns++
-	if err != nil {
-		return nil, err
-	}
-	return embeds, nil
 }
 
 // newKV picks the KV cache strategy: device-bound when the engine has a

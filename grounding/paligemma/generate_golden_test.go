@@ -43,16 +43,16 @@ func goldenRGB(t *testing.T, image string) *core.RGB {
 }
 
 func TestGenerateGolden(t *testing.T) {
-	for _, golden := range []string{"tiny-paligemma2", "tiny-paligemma1"} {
+	for _, golden := range []string{"tiny-paligemma2", "tiny-paligemma1", "tiny-paligemma2-hidden12"} {
 		t.Run(golden, func(t *testing.T) {
 			var g generateGolden
 			groundingtest.ReadGolden(t, "generate/"+golden+".json", &g)
-			for i, model := range g.Models {
+			for _, model := range g.Models {
 				name := filepath.Base(model)
 				t.Run(name, func(t *testing.T) {
 					e := tinyEngine(t, name)
 					runGenerateCases(t, e, g)
-					if i == 0 && e.spec.layout == layoutOwn {
+					if e.spec.layout == layoutOwn {
 						runGenerateBatch(t, e, g)
 					}
 				})

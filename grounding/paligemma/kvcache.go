@@ -2,7 +2,6 @@ package paligemma
 
 import (
 	"fmt"
-	"strings"
 
 	"paliprompt/grounding/internal/native"
 )
@@ -19,6 +18,21 @@ type kvCache interface {
 	Close()
 }
 
+// kvNames are the cache's input and output names, layer by layer, key
+// then value (made once: every step binds them all).
+type kvNames struct{ past, present []string }
+
+func newKVNames(layers int) kvNames {
+	var n kvNames
+	for layer := range layers {
+		for _, kind := range kvKinds {
+			n.past = append(n.past, pastName(layer, kind))
+			n.present = append(n.present, presentName(layer, kind))
+		}
+	}
+	return n
+}
+
 func pastName(layer int, kind string) string {
 	return fmt.Sprintf("past_key_values.%d.%s", layer, kind)
 }
@@ -27,8 +41,6 @@ func presentName(layer int, kind string) string {
 	return fmt.Sprintf("present.%d.%s", layer, kind)
 }
 
-func isPresent(name string) bool { return strings.HasPrefix(name, "present.") }
-
 var kvKinds = [2]string{"key", "value"}
 
 // pingPongKV keeps the cache in two host buffers per tensor, allocated
@@ -36,18 +48,19 @@ var kvKinds = [2]string{"key", "value"}
 // ONNX Runtime writes the present (past + new positions) into the other,
 // then they swap. The tensors are views of a prefix of a buffer ([B, heads,
 // length, head_dim] is contiguous), so no step allocates or copies cache
-// memory in Go.
+// memory in Go; a step's present tensors are the next step's past ones.
 type pingPongKV struct {
-	spec    *modelSpec
-	b       int
-	bufs    [2][][]byte // [side][layer*2+kind]
-	cur     int
-	tensors []*native.Tensor
+	spec          *modelSpec
+	b             int
+	names         kvNames
+	bufs          [2][][]byte // [side][layer*2+kind]
+	cur           int
+	past, present []*native.Tensor // [layer*2+kind]
 }
 
 func newPingPongKV(s *modelSpec, b, maxLen int) *pingPongKV {
 	size := max(b*s.kvHeads*maxLen*s.headDim*s.kvType.Size(), 1)
-	k := &pingPongKV{spec: s, b: b}
+	k := &pingPongKV{spec: s, b: b, names: newKVNames(s.layers)}
 	for side := range k.bufs {
 		k.bufs[side] = make([][]byte, 2*s.layers)
 		for i := range k.bufs[side] {
@@ -62,26 +75,34 @@ func (k *pingPongKV) shape(length int) []int64 {
 }
 
 func (k *pingPongKV) bind(b *native.Binding, past, queries int) error {
-	k.closeTensors()
-	for layer := range k.spec.layers {
-		for j, kind := range kvKinds {
-			i := layer*2 + j
+	n := len(k.names.past)
+	closeAll(k.past)
+	k.past = nil
+	if len(k.present) == n && k.present[0].Shape()[2] == int64(past) {
+		// Last step's present, in the buffers of side cur since the swap.
+		k.past = k.present
+	} else {
+		closeAll(k.present)
+	}
+	k.present = nil
+	for i := range n {
+		if len(k.past) < n {
 			in, err := native.NewRaw(k.spec.kvType, k.shape(past), k.bufs[k.cur][i])
 			if err != nil {
 				return err
 			}
-			k.tensors = append(k.tensors, in)
-			out, err := native.NewRaw(k.spec.kvType, k.shape(past+queries), k.bufs[1-k.cur][i])
-			if err != nil {
-				return err
-			}
-			k.tensors = append(k.tensors, out)
-			if err := b.BindInput(pastName(layer, kind), in); err != nil {
-				return err
-			}
-			if err := b.BindOutput(presentName(layer, kind), out); err != nil {
-				return err
-			}
+			k.past = append(k.past, in)
+		}
+		out, err := native.NewRaw(k.spec.kvType, k.shape(past+queries), k.bufs[1-k.cur][i])
+		if err != nil {
+			return err
+		}
+		k.present = append(k.present, out)
+		if err := b.BindInput(k.names.past[i], k.past[i]); err != nil {
+			return err
+		}
+		if err := b.BindOutput(k.names.present[i], out); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -95,14 +116,17 @@ func (k *pingPongKV) advance(outs map[string]*native.Value) error {
 	return nil
 }
 
-func (k *pingPongKV) closeTensors() {
-	for _, t := range k.tensors {
+func closeAll(ts []*native.Tensor) {
+	for _, t := range ts {
 		t.Close()
 	}
-	k.tensors = k.tensors[:0]
 }
 
-func (k *pingPongKV) Close() { k.closeTensors() }
+func (k *pingPongKV) Close() {
+	closeAll(k.past)
+	closeAll(k.present)
+	k.past, k.present = nil, nil
+}
 
 // boundKV leaves the cache where ONNX Runtime puts it: present.* are
 // bound to a memory (the GPU's, so the cache never crosses to the host
@@ -112,56 +136,55 @@ type boundKV struct {
 	spec  *modelSpec
 	b     int
 	mem   *native.MemoryInfo
-	past  map[string]*native.Value
+	names kvNames
+	past  []*native.Value // [layer*2+kind], nil before the prefill
 	empty []*native.Tensor
 	buf   []byte
 }
 
 func newBoundKV(s *modelSpec, b int, mem *native.MemoryInfo) *boundKV {
-	return &boundKV{spec: s, b: b, mem: mem, past: map[string]*native.Value{}, buf: make([]byte, 1)}
+	return &boundKV{spec: s, b: b, mem: mem, names: newKVNames(s.layers), buf: make([]byte, 1)}
 }
 
 func (k *boundKV) bind(b *native.Binding, past, queries int) error {
-	for layer := range k.spec.layers {
-		for _, kind := range kvKinds {
-			name := pastName(layer, kind)
-			if past == 0 {
-				// Prefill: an empty host tensor (nothing to copy).
-				t, err := native.NewRaw(k.spec.kvType, []int64{int64(k.b), int64(k.spec.kvHeads), 0, int64(k.spec.headDim)}, k.buf)
-				if err != nil {
-					return err
-				}
-				k.empty = append(k.empty, t)
-				if err := b.BindInput(name, t); err != nil {
-					return err
-				}
-			} else {
-				v, ok := k.past[name]
-				if !ok {
-					return fmt.Errorf("no cached %s from the previous step", name)
-				}
-				if err := b.BindValue(name, v); err != nil {
-					return err
-				}
-			}
-			if err := b.BindOutputTo(presentName(layer, kind), k.mem); err != nil {
+	for i, name := range k.names.past {
+		if past == 0 {
+			// Prefill: an empty host tensor (nothing to copy).
+			t, err := native.NewRaw(k.spec.kvType, []int64{int64(k.b), int64(k.spec.kvHeads), 0, int64(k.spec.headDim)}, k.buf)
+			if err != nil {
 				return err
 			}
+			k.empty = append(k.empty, t)
+			if err := b.BindInput(name, t); err != nil {
+				return err
+			}
+		} else {
+			if i >= len(k.past) {
+				return fmt.Errorf("no cached %s from the previous step", name)
+			}
+			if err := b.BindValue(name, k.past[i]); err != nil {
+				return err
+			}
+		}
+		// Again every step: ONNX Runtime allocates each present anew.
+		if err := b.BindOutputTo(k.names.present[i], k.mem); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 func (k *boundKV) advance(outs map[string]*native.Value) error {
-	next := map[string]*native.Value{}
-	for layer := range k.spec.layers {
-		for _, kind := range kvKinds {
-			v, ok := outs[presentName(layer, kind)]
-			if !ok {
-				return fmt.Errorf("decoder returned no %s", presentName(layer, kind))
+	next := make([]*native.Value, len(k.names.present))
+	for i, name := range k.names.present {
+		v, ok := outs[name]
+		if !ok {
+			for _, v := range outs {
+				v.Close()
 			}
-			next[pastName(layer, kind)] = v
+			return fmt.Errorf("decoder returned no %s", name)
 		}
+		next[i] = v
 	}
 	k.closePast()
 	k.past = next

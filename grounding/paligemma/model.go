@@ -18,14 +18,15 @@ import (
 type Grounder struct {
 	cfg     grounding.ModelConfig
 	eng     *engine
-	masks   grounding.MaskDecoder
+	masks   *ortMaskDecoder
 	maskErr error // why segment requests cannot be served, when masks is nil
 }
 
 // New validates cfg and loads the model folder cfg.Dir and,
-// when present, the mask decoder. progress (may be nil) hears about each
-// load step. Errors wrap ErrBadRequest for a bad config and ErrUnavailable
-// for missing or broken model files.
+// when present, the mask decoder (run on ONNX Runtime, on the model's
+// provider). progress (may be nil) hears about each load step. Errors wrap
+// ErrBadRequest for a bad config and ErrUnavailable for missing or broken
+// model files.
 func New(cfg grounding.ModelConfig, progress LoadProgress) (*Grounder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -37,7 +38,10 @@ func New(cfg grounding.ModelConfig, progress LoadProgress) (*Grounder, error) {
 	g := &Grounder{cfg: cfg, eng: eng}
 	path := cfg.MaskDecoderPath()
 	if d, err := grounding.LoadMaskDecoder(path); err == nil {
-		g.masks = d
+		if g.masks, err = eng.openMaskDecoder(d); err != nil {
+			eng.Close()
+			return nil, err
+		}
 	} else if cfg.MaskDecoder != "" || !errors.Is(err, os.ErrNotExist) {
 		eng.Close()
 		return nil, err
@@ -58,6 +62,9 @@ func (g *Grounder) Describe() grounding.Info {
 
 // Close releases the model.
 func (g *Grounder) Close() error {
+	if g.masks != nil {
+		g.masks.Close()
+	}
 	g.eng.Close()
 	return nil
 }
@@ -197,7 +204,7 @@ func (g *Grounder) runPrompts(ctx context.Context, sw *core.Stopwatch, features 
 			continue
 		}
 		before := len(res.Objects)
-		if err := grounding.Store(res, *p.task, text, g.masks); err != nil {
+		if err := grounding.Store(res, *p.task, text, g.maskDecoder()); err != nil {
 			return err
 		}
 		if p.task.Objects {
@@ -205,6 +212,14 @@ func (g *Grounder) runPrompts(ctx context.Context, sw *core.Stopwatch, features 
 		}
 	}
 	return nil
+}
+
+// maskDecoder is g.masks as an interface: nil when there is none.
+func (g *Grounder) maskDecoder() grounding.MaskDecoder {
+	if g.masks == nil {
+		return nil
+	}
+	return g.masks
 }
 
 // parseStage names the parsing of one task's output: with the number of

@@ -25,6 +25,8 @@ const (
 	tinyOwn       = "tiny-paligemma2"
 	tinyCommunity = "tiny-paligemma2-community"
 	tinyPG1       = "tiny-paligemma1"
+	tinyV1        = "tiny-paligemma2-v1"       // the own layout's first version
+	tinyHidden12  = "tiny-paligemma2-hidden12" // sqrt(hidden) not a power of two
 )
 
 // testCUDA: PALIPROMPT_TEST_PROVIDER=cuda (make test-gpu) runs every test
@@ -289,6 +291,9 @@ func TestModelGrounderErrors(t *testing.T) {
 			}
 			editFile(t, filepath.Join(dir, fileConfig), fmt.Sprintf(`"num_hidden_layers": %d`, spec.layers), `"num_hidden_layers": 99`)
 		}, "past_key_values inputs, config says 99 layers"},
+		{"sliding mask input without a window", func(t *testing.T, dir string, cfg *grounding.ModelConfig) {
+			editFile(t, filepath.Join(dir, fileConfig), `"sliding_window": 512`, `"sliding_window": null`)
+		}, "takes sliding_attention_mask but text_config.sliding_window is missing"},
 		{"missing mask decoder", func(t *testing.T, dir string, cfg *grounding.ModelConfig) {
 			cfg.MaskDecoder = filepath.Join(dir, "nope.npz")
 		}, "nope.npz"},

@@ -24,6 +24,11 @@ type modelSpec struct {
 	loc0, seg0               int // ids of <loc0000> and <seg000>, -1 when absent
 	layout                   decoderLayout
 	kvType                   native.DType
+	// slidingWindow is text_config.sliding_window when the decoder takes
+	// the sliding-window layers' mask from the caller
+	// (sliding_attention_mask); 0 when it has no such input (Gemma 1, the
+	// community layout, and own-layout exports that derive it in the graph).
+	slidingWindow int
 }
 
 // decoderLayout tells the two decoder exports apart.
@@ -44,6 +49,11 @@ func (l decoderLayout) String() string {
 	}
 	return "onnx-community (batch 1)"
 }
+
+// inputSlidingMask is the own-layout decoder's input for the
+// sliding-window layers' mask (exports before it derived that mask in the
+// graph from attention_mask).
+const inputSlidingMask = "sliding_attention_mask"
 
 // The files of a model folder.
 const (
@@ -86,6 +96,7 @@ type hfConfig struct {
 		Hidden         int     `json:"hidden_size"`
 		Vocab          int     `json:"vocab_size"`
 		NumImageTokens int     `json:"num_image_tokens"`
+		SlidingWindow  *int    `json:"sliding_window"`
 		BOS            *int    `json:"bos_token_id"`
 		EOS            intList `json:"eos_token_id"`
 		Pad            *int    `json:"pad_token_id"`
@@ -152,7 +163,7 @@ func loadModelSpec(dir string) (*modelSpec, error) {
 	if err := s.resolveTokens(ids); err != nil {
 		return nil, err
 	}
-	if err := s.readDecoderIO(); err != nil {
+	if err := s.readDecoderIO(c.Text.SlidingWindow); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -167,9 +178,10 @@ func firstSet(ps ...*int) *int {
 	return nil
 }
 
-// readDecoderIO detects the decoder layout and the KV cache type from the
-// decoder's graph, and checks its shapes against config.json.
-func (s *modelSpec) readDecoderIO() error {
+// readDecoderIO detects the decoder layout, its mask inputs and the KV
+// cache type from the decoder's graph, and checks its shapes against
+// config.json (window: text_config.sliding_window, nil when absent).
+func (s *modelSpec) readDecoderIO(window *int) error {
 	path := filepath.Join(s.dir, fileDecoder)
 	io, err := native.ReadModelIO(path)
 	if err != nil {
@@ -189,6 +201,15 @@ func (s *modelSpec) readDecoderIO() error {
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("decoder %s does not match %s: %s", path, filepath.Join(s.dir, fileConfig), fmt.Sprintf(format, args...))
+	}
+	if _, ok := in[inputSlidingMask]; ok {
+		if s.layout != layoutOwn {
+			return fmt.Errorf("decoder %s has a %s input but no attention_mask", path, inputSlidingMask)
+		}
+		if window == nil || *window <= 0 {
+			return bad("it takes %s but text_config.sliding_window is missing or not positive", inputSlidingMask)
+		}
+		s.slidingWindow = *window
 	}
 	for _, name := range []string{"inputs_embeds", "position_ids"} {
 		if _, ok := in[name]; !ok {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -144,7 +145,7 @@ func TestTensorsAndBinding(t *testing.T) {
 	if err := b.BindOutputTo("inputs_embeds", mem); err != nil {
 		t.Fatal(err)
 	}
-	vals, err := b.Run(func(string) bool { return true })
+	vals, err := b.Run()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +155,23 @@ func TestTensorsAndBinding(t *testing.T) {
 	if err != nil || len(shape) != 3 || shape[1] != 3 || shape[2] != hidden {
 		t.Errorf("bound output shape %v, %v", shape, err)
 	}
+	// Binding the output again, to a Go tensor, replaces the memory
+	// binding: the run writes into the tensor and hands nothing over.
+	again := make([]float32, len(out))
+	t2, _ := NewFloat32([]int64{1, 3, hidden}, again)
+	defer t2.Close()
+	if err := b.BindOutput("inputs_embeds", t2); err != nil {
+		t.Fatal(err)
+	}
+	if vals, err := b.Run(); err != nil || len(vals) != 0 {
+		t.Errorf("run with the output rebound to a tensor: %d values, %v", len(vals), err)
+	}
+	if !slices.Equal(again, out) {
+		t.Error("the rebound output tensor does not hold the embeddings")
+	}
 	if err := b.BindValue("input_ids", v); err == nil {
 		// A float32 value bound to an int64 input must fail at run time.
-		if _, err := b.Run(func(string) bool { return false }); err == nil {
+		if _, err := b.Run(); err == nil {
 			t.Error("float embeddings accepted as input_ids")
 		}
 	}

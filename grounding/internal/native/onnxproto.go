@@ -70,10 +70,15 @@ func ReadModelIO(path string) (ModelIO, error) {
 	if err != nil {
 		return ModelIO{}, err
 	}
+	return readModelIO(f, st.Size())
+}
+
+// readModelIO reads the inputs and outputs of the size bytes of a model in r.
+func readModelIO(f io.ReaderAt, size int64) (ModelIO, error) {
 	var io ModelIO
-	r := &pbReader{r: f, end: st.Size()}
+	r := &pbReader{r: f, end: size}
 	found := false
-	err = r.fields(func(num int, wire int, sub *pbReader) error {
+	err := r.fields(func(num int, wire int, sub *pbReader) error {
 		if num != 7 || wire != 2 { // ModelProto.graph
 			return nil
 		}

@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,6 +33,10 @@ type CUDAConfig struct {
 	DeviceID            int
 	MemLimitMB          int    // 0: no limit
 	CudnnConvAlgoSearch string // "EXHAUSTIVE", "HEURISTIC" or "DEFAULT"
+	// NoTF32 keeps float32 matmuls and convolutions in full float32 on
+	// GPUs with TensorFloat-32 (Ampere and later; a V100 has none), which
+	// ONNX Runtime otherwise uses for them (use_tf32, 10-bit mantissas).
+	NoTF32 bool
 }
 
 var optimizationLevels = map[string]ort.GraphOptimizationLevel{
@@ -58,12 +63,31 @@ func (r *Runtime) NewSession(path string, cfg SessionConfig) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	return r.newSession(path, io, cfg, func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+		return ort.NewDynamicAdvancedSession(path, in, out, opts)
+	})
+}
+
+// NewSessionFromBytes loads a serialized model (e.g. a Graph's); name
+// stands for its path in errors.
+func (r *Runtime) NewSessionFromBytes(name string, model []byte, cfg SessionConfig) (*Session, error) {
+	io, err := readModelIO(bytes.NewReader(model), int64(len(model)))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return r.newSession(name, io, cfg, func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+		return ort.NewDynamicAdvancedSessionWithONNXData(model, in, out, opts)
+	})
+}
+
+func (r *Runtime) newSession(path string, io ModelIO, cfg SessionConfig,
+	create func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error)) (*Session, error) {
 	opts, err := r.sessionOptions(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("session options for %s: %w", path, err)
 	}
 	defer opts.Destroy()
-	s, err := ort.NewDynamicAdvancedSession(path, names(io.Inputs), names(io.Outputs), opts)
+	s, err := create(names(io.Inputs), names(io.Outputs), opts)
 	if err != nil {
 		if cfg.CUDA != nil {
 			return nil, fmt.Errorf("%w: load %s on CUDA device %d: %v", ErrNoCUDA, path, cfg.CUDA.DeviceID, err)
@@ -124,6 +148,9 @@ func (r *Runtime) appendCUDA(opts *ort.SessionOptions, c CUDAConfig) error {
 	if c.CudnnConvAlgoSearch != "" {
 		settings["cudnn_conv_algo_search"] = c.CudnnConvAlgoSearch
 	}
+	if c.NoTF32 {
+		settings["use_tf32"] = "0"
+	}
 	if err := cuda.Update(settings); err != nil {
 		return fmt.Errorf("%w: %v", ErrNoCUDA, err)
 	}
@@ -168,12 +195,17 @@ func (s *Session) Close() {
 
 // Binding feeds a session through an IoBinding: inputs and outputs stay
 // bound between runs, outputs can be left in ONNX Runtime's memory (a GPU's
-// included) and fed back as inputs without passing through Go.
+// included) and fed back as inputs without passing through Go. Binding a
+// name again replaces what it was bound to (ONNX Runtime's IOBinding keeps
+// one entry per name, in first-bind order).
 type Binding struct {
 	sess *Session
 	b    *ort.IoBinding
-	// outputs lists the bound outputs in bind order.
-	outputs []string
+	// outputs lists the bound outputs in first-bind order, the order
+	// ONNX Runtime returns them in; toMemory marks those bound with
+	// BindOutputTo (ONNX Runtime allocates them; Run hands them over).
+	outputs  []string
+	toMemory map[string]bool
 }
 
 // NewBinding creates an IoBinding for the session.
@@ -182,7 +214,7 @@ func (s *Session) NewBinding() (*Binding, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create IoBinding for %s: %w", s.path, err)
 	}
-	return &Binding{sess: s, b: b}, nil
+	return &Binding{sess: s, b: b, toMemory: map[string]bool{}}, nil
 }
 
 // BindInput binds a Go tensor to an input.
@@ -207,8 +239,25 @@ func (b *Binding) BindOutput(name string, t *Tensor) error {
 	if err := b.b.BindOutput(name, t.v); err != nil {
 		return fmt.Errorf("bind output %s: %w", name, err)
 	}
-	b.outputs = append(b.outputs, name)
+	b.bound(name, false)
 	return nil
+}
+
+func (b *Binding) anyToMemory() bool {
+	for _, m := range b.toMemory {
+		if m {
+			return true
+		}
+	}
+	return false
+}
+
+// bound records an output binding.
+func (b *Binding) bound(name string, toMemory bool) {
+	if _, ok := b.toMemory[name]; !ok {
+		b.outputs = append(b.outputs, name)
+	}
+	b.toMemory[name] = toMemory
 }
 
 // BindOutputTo lets ONNX Runtime allocate an output in mem (host or device
@@ -217,30 +266,28 @@ func (b *Binding) BindOutputTo(name string, mem *MemoryInfo) error {
 	if err := bindOutputTo(ioBindingPointer(b.b), name, mem); err != nil {
 		return fmt.Errorf("bind output %s to %s memory: %w", name, mem, err)
 	}
-	b.outputs = append(b.outputs, name)
+	b.bound(name, true)
 	return nil
 }
 
-// ClearOutputs unbinds every output (before binding new shapes).
-func (b *Binding) ClearOutputs() {
-	b.b.ClearBoundOutputs()
-	b.outputs = b.outputs[:0]
-}
-
-// Run runs the session and returns the outputs, by name, that were bound
-// with BindOutputTo; the caller owns them. Outputs bound to Go tensors are
-// already in those tensors.
-func (b *Binding) Run(keep func(name string) bool) (map[string]*Value, error) {
+// Run runs the session and returns the outputs bound with BindOutputTo,
+// by name; the caller owns them. Outputs bound to Go tensors are already
+// in those tensors (and, with none bound to memory, Run asks ONNX Runtime
+// for nothing more).
+func (b *Binding) Run() (map[string]*Value, error) {
 	if err := b.sess.s.RunWithBinding(b.b); err != nil {
 		return nil, fmt.Errorf("run %s: %w", b.sess.path, err)
+	}
+	out := make(map[string]*Value)
+	if !b.anyToMemory() {
+		return out, nil
 	}
 	vals, err := boundOutputs(ioBindingPointer(b.b))
 	if err != nil {
 		return nil, fmt.Errorf("outputs of %s: %w", b.sess.path, err)
 	}
-	out := make(map[string]*Value)
 	for i, v := range vals {
-		if i < len(b.outputs) && keep(b.outputs[i]) {
+		if i < len(b.outputs) && b.toMemory[b.outputs[i]] {
 			out[b.outputs[i]] = v
 			continue
 		}
