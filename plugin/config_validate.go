@@ -161,6 +161,11 @@ func (e EventsConfig) validate(p problems, queueSize int) {
 		p.Add("events.concurrency", "%d is more than queue.size (%d): the event bus shares that queue", e.Concurrency, queueSize)
 	}
 	p.positive("events.duplicate_window", e.DuplicateWindow)
+	if e.DuplicateWindow > 0 && e.DuplicateWindow < 2*e.AckWait {
+		// A reference whose ack was lost comes back after ack_wait; its
+		// result must still be in the window to be stored once.
+		p.Add("events.duplicate_window", "%s is shorter than twice events.ack_wait (%s): a redelivered reference could store a second result", e.DuplicateWindow, e.AckWait)
+	}
 	if e.ResultsMaxAge < 0 {
 		p.Add("events.results_max_age", "%s is negative: use 0 to keep results forever", e.ResultsMaxAge)
 	}

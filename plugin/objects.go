@@ -84,7 +84,7 @@ func (o *objectStores) place(ctx context.Context, r *Reply, maxPayload int) ([]b
 	if o != nil {
 		for _, b := range r.blobs() {
 			if int64(len(b.PNG)) > int64(o.cfg.InlineMaskBytes) {
-				if err := o.store(ctx, r.ID, b); err != nil {
+				if err := o.store(ctx, r.objectPrefix(), b); err != nil {
 					return nil, err
 				}
 			}
@@ -97,7 +97,7 @@ func (o *objectStores) place(ctx context.Context, r *Reply, maxPayload int) ([]b
 	if o != nil {
 		for _, b := range r.blobs() {
 			if b.PNG != nil {
-				if err := o.store(ctx, r.ID, b); err != nil {
+				if err := o.store(ctx, r.objectPrefix(), b); err != nil {
 					return nil, err
 				}
 			}
@@ -109,9 +109,9 @@ func (o *objectStores) place(ctx context.Context, r *Reply, maxPayload int) ([]b
 	return nil, fmt.Errorf("reply is %d bytes, over the max payload of %d bytes even with its PNGs in the object store", len(data), maxPayload)
 }
 
-// store moves one blob into the results bucket.
-func (o *objectStores) store(ctx context.Context, id string, b *Blob) error {
-	name := id + "/" + b.name
+// store moves one blob into the results bucket, under prefix.
+func (o *objectStores) store(ctx context.Context, prefix string, b *Blob) error {
+	name := prefix + b.name
 	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: o.chunkSize}}
 	if _, err := o.results.Put(ctx, meta, bytes.NewReader(b.PNG)); err != nil {
 		return fmt.Errorf("store %s in bucket %s: %w", name, o.cfg.ResultsBucket, err)

@@ -113,6 +113,7 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 	if err != nil {
 		return nil, err
 	}
+	reply.Reference = req.Reference
 	reply.addTiming("decode", decoded.Sub(start))
 	reply.addTiming("queue", queued.Sub(decoded))
 	reply.addTiming("ground", grounded.Sub(queued))

@@ -271,14 +271,18 @@ func (p *Plugin) start(ctx, work context.Context, nc *nats.Conn) (*service, *eve
 		p.log.Warn("no object store: image_object requests will fail and large masks cannot be stored", "err", err)
 		objects = nil
 	}
-	svc, err := startService(work, p.cfg, p.deps.Version, nc, p.pipe, objects, p.log)
+	var events *eventCounts // shown in the service stats when the bus runs
+	if p.cfg.Events.Enabled {
+		events = &eventCounts{}
+	}
+	svc, err := startService(work, p.cfg, p.deps.Version, nc, p.pipe, objects, events, p.log)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !p.cfg.Events.Enabled {
 		return svc, nil, nil
 	}
-	bus, err := setupEventBus(ctx, js, p.cfg, p.pipe, objects, int(nc.MaxPayload()), p.log)
+	bus, err := setupEventBus(ctx, js, p.cfg, p.pipe, objects, int(nc.MaxPayload()), events, p.log)
 	if err != nil {
 		_ = svc.stop()
 		return nil, nil, err

@@ -100,6 +100,9 @@ type Request struct {
 	SDXL sdxl.Request
 	// Timeout is the deadline the request asks for; zero: the default.
 	Timeout time.Duration
+	// Reference is the event-bus message the request came in (nil for
+	// request/reply and files); its reply carries it.
+	Reference *Reference
 }
 
 // requestLimits bound what decodeRequest accepts.

@@ -31,6 +31,7 @@ type service struct {
 	work     context.Context
 	inflight sync.WaitGroup
 	counts   map[Endpoint]*endpointCounts
+	events   *eventCounts // nil without the event bus
 }
 
 // endpointCounts are an endpoint's own counters: micro's counters only see
@@ -46,10 +47,13 @@ type EndpointStats struct {
 	Requests  int64  `json:"requests"`
 	Errors    int64  `json:"errors"`
 	LastError string `json:"last_error,omitempty"`
+	// Events is the event bus's part (absent when it is off): the same in
+	// every endpoint, like the queue.
+	Events *EventStats `json:"events,omitempty"`
 }
 
-func startService(work context.Context, cfg Config, version string, nc *nats.Conn, pipe *Pipeline, objects *objectStores, log *slog.Logger) (*service, error) {
-	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work, counts: map[Endpoint]*endpointCounts{}}
+func startService(work context.Context, cfg Config, version string, nc *nats.Conn, pipe *Pipeline, objects *objectStores, events *eventCounts, log *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work, counts: map[Endpoint]*endpointCounts{}, events: events}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:         cfg.Service.Name,
 		Version:      version,
@@ -77,7 +81,7 @@ func startService(work context.Context, cfg Config, version string, nc *nats.Con
 }
 
 func (s *service) stats(e *micro.Endpoint) any {
-	st := EndpointStats{PipelineStats: s.pipe.Stats()}
+	st := EndpointStats{PipelineStats: s.pipe.Stats(), Events: s.events.stats()}
 	if c, ok := s.counts[Endpoint(e.Name)]; ok {
 		st.Requests, st.Errors = c.requests.Load(), c.errors.Load()
 		st.LastError, _ = c.lastError.Load().(string)
@@ -133,7 +137,7 @@ func (s *service) replyError(r micro.Request, counts *endpointCounts, id string,
 		level = slog.LevelWarn
 	}
 	s.log.Log(context.Background(), level, "request failed", "subject", r.Subject(), "id", id, "code", code, "err", desc)
-	body, _ := marshalJSON(newReplyError(id, code, desc, 0))
+	body, _ := marshalJSON(newReplyError(id, nil, code, desc, 0))
 	header := nats.Header{
 		micro.ErrorHeader:     {desc},
 		micro.ErrorCodeHeader: {strconv.Itoa(code)},
