@@ -78,7 +78,7 @@ func TestConnectOptions(t *testing.T) {
 			defer r.stop(t)
 
 			// A client with the same options asks the plugin.
-			clientOpts, err := connectOptions(cfg.NATS, discardLogger())
+			clientOpts, err := connectOptions(cfg.NATS, discardLogger(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +132,7 @@ func TestConnectErrorsAreClear(t *testing.T) {
 	}
 }
 
-type tlsFiles struct{ ca, cert, key string }
+type tlsFiles struct{ ca, cert, key, serverCert, serverKey string }
 
 // testTLS makes a CA, a server certificate for 127.0.0.1 and a client
 // certificate, writes the client's files, and returns the server's
@@ -176,10 +176,13 @@ func testTLS(t *testing.T, dir string) (*tls.Config, tlsFiles) {
 	serverDER, serverKey := issue(2, x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.1"))
 	clientDER, clientKey := issue(3, x509.ExtKeyUsageClientAuth, nil)
 	clientKeyDER, _ := x509.MarshalECPrivateKey(clientKey)
+	serverKeyDER, _ := x509.MarshalECPrivateKey(serverKey)
 	files := tlsFiles{
-		ca:   pemFile("ca.pem", "CERTIFICATE", caDER),
-		cert: pemFile("client.pem", "CERTIFICATE", clientDER),
-		key:  pemFile("client-key.pem", "EC PRIVATE KEY", clientKeyDER),
+		ca:         pemFile("ca.pem", "CERTIFICATE", caDER),
+		cert:       pemFile("client.pem", "CERTIFICATE", clientDER),
+		key:        pemFile("client-key.pem", "EC PRIVATE KEY", clientKeyDER),
+		serverCert: pemFile("server.pem", "CERTIFICATE", serverDER),
+		serverKey:  pemFile("server-key.pem", "EC PRIVATE KEY", serverKeyDER),
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)

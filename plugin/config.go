@@ -67,12 +67,24 @@ type NATSConfig struct {
 	TLSCA   string `toml:"tls_ca"`
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// InboxPrefix starts the subjects of replies to paliprompt's own
+	// requests, so that its user needs to read only <prefix>.> instead of
+	// every client's _INBOX.>.
+	InboxPrefix string `toml:"inbox_prefix"`
 	// ReconnectWait is the first delay between reconnect attempts; it
 	// doubles up to ReconnectMaxWait. Reconnection never gives up.
 	ReconnectWait    Duration `toml:"reconnect_wait"`
 	ReconnectMaxWait Duration `toml:"reconnect_max_wait"`
 	// Embedded configures the embedded server (used when URL is empty).
 	Embedded EmbeddedConfig `toml:"embedded"`
+}
+
+// withoutCredentials is n without the credentials and TLS files meant for
+// an external server.
+func (n NATSConfig) withoutCredentials() NATSConfig {
+	n.User, n.Password, n.Token, n.NkeySeed, n.Creds = "", "", "", "", ""
+	n.TLSCA, n.TLSCert, n.TLSKey = "", "", ""
+	return n
 }
 
 // EmbeddedConfig configures the embedded NATS server.
@@ -85,6 +97,31 @@ type EmbeddedConfig struct {
 	MaxPayload ByteSize `toml:"max_payload"`
 	// StoreDir is the JetStream store. Empty: <data_dir>/jetstream.
 	StoreDir string `toml:"store_dir"`
+	// Users are "name:password" logins for clients (the image app, the
+	// nats CLI); a password may be a bcrypt hash ("$2a$...", as `nats
+	// server passwd` makes it). Any of Users, Token and Nkeys turns
+	// authentication on; paliprompt itself then connects with an nkey of
+	// its own, made at start-up.
+	Users []string `toml:"users"`
+	// Token is a token clients may present instead.
+	Token string `toml:"token"`
+	// Nkeys are public user nkeys ("U...") whose seeds may connect.
+	Nkeys []string `toml:"nkeys"`
+	// TLSCert and TLSKey are the server's certificate and key (PEM):
+	// clients must then connect with TLS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TLSCA verifies client certificates: set, every client must present
+	// one signed by it.
+	TLSCA string `toml:"tls_ca"`
+	// AllowUnauthenticated lets the server listen on an address other than
+	// loopback without authentication (refused otherwise).
+	AllowUnauthenticated bool `toml:"allow_unauthenticated"`
+}
+
+// authenticates reports whether clients of the embedded server must log in.
+func (e EmbeddedConfig) authenticates() bool {
+	return len(e.Users) > 0 || e.Token != "" || len(e.Nkeys) > 0
 }
 
 // ServiceConfig names the micro service and its endpoints.
@@ -177,12 +214,15 @@ func DefaultConfig() Config {
 		Log:     LogConfig{Level: "info", Format: "text"},
 		NATS: NATSConfig{
 			Name:             "paliprompt",
+			InboxPrefix:      "_INBOX.paliprompt",
 			ReconnectWait:    Duration(time.Second),
 			ReconnectMaxWait: Duration(30 * time.Second),
 			Embedded: EmbeddedConfig{
 				Host:       "127.0.0.1",
 				Port:       4222,
 				MaxPayload: 8 << 20,
+				Users:      []string{},
+				Nkeys:      []string{},
 			},
 		},
 		Service: ServiceConfig{

@@ -55,23 +55,37 @@ func newPipeline(cfg Config, model, text grounding.Grounder, counter sdxl.TokenC
 // Process runs one request through every stage and returns its reply.
 // Errors wrap the core error kinds that map to reply codes.
 func (p *Pipeline) Process(ctx context.Context, req Request, images imageSource) (*Reply, error) {
+	ctx, cancel, timeout := p.deadline(ctx, req)
+	defer cancel()
+	reply, err := p.process(ctx, req, images)
+	return reply, deadlineProblem(err, timeout)
+}
+
+// deadline bounds a request by its timeout (queue.timeout by default).
+func (p *Pipeline) deadline(ctx context.Context, req Request) (context.Context, context.CancelFunc, time.Duration) {
 	timeout := time.Duration(p.cfg.Queue.Timeout)
 	if req.Timeout > 0 {
 		timeout = req.Timeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	reply, err := p.process(ctx, req, images)
+	return ctx, cancel, timeout
+}
+
+// deadlineProblem says which deadline an error ran into.
+func deadlineProblem(err error, timeout time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("deadline of %s exceeded %w", timeout, err)
+		return fmt.Errorf("deadline of %s exceeded %w", timeout, err)
 	}
-	return reply, err
+	return err
 }
 
 // respond runs a request and encodes its reply, each PNG inline or in the
-// results bucket (stores may be nil: no JetStream). It is the one path of
-// the micro service and the event bus.
+// results bucket (stores may be nil: no JetStream), all within the
+// request's deadline. It is the one path of the micro service and the
+// event bus.
 func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStores, maxPayload int) ([]byte, error) {
+	ctx, cancel, timeout := p.deadline(ctx, req)
+	defer cancel()
 	var images imageSource
 	if stores != nil {
 		images = stores
@@ -80,7 +94,8 @@ func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStore
 	if err != nil {
 		return nil, err
 	}
-	return stores.place(ctx, reply, maxPayload)
+	data, err := stores.place(ctx, reply, maxPayload)
+	return data, deadlineProblem(err, timeout)
 }
 
 func (p *Pipeline) process(ctx context.Context, req Request, images imageSource) (*Reply, error) {

@@ -32,6 +32,7 @@ type service struct {
 	inflight sync.WaitGroup
 	counts   map[Endpoint]*endpointCounts
 	events   *eventCounts // nil without the event bus
+	refused  *refusals
 }
 
 // endpointCounts are an endpoint's own counters: micro's counters only see
@@ -50,10 +51,16 @@ type EndpointStats struct {
 	// Events is the event bus's part (absent when it is off): the same in
 	// every endpoint, like the queue.
 	Events *EventStats `json:"events,omitempty"`
+	// PermissionsRefused are the permission violations the NATS server
+	// reported on paliprompt's connection (distinct, the first 32), and
+	// how many there were in all.
+	PermissionsRefused      []string `json:"permissions_refused,omitempty"`
+	PermissionsRefusedCount int64    `json:"permissions_refused_count"`
 }
 
-func startService(work context.Context, cfg Config, version string, nc *nats.Conn, pipe *Pipeline, objects *objectStores, events *eventCounts, log *slog.Logger) (*service, error) {
-	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work, counts: map[Endpoint]*endpointCounts{}, events: events}
+func startService(work context.Context, cfg Config, version string, nc *nats.Conn, pipe *Pipeline, objects *objectStores, events *eventCounts, refused *refusals, log *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work,
+		counts: map[Endpoint]*endpointCounts{}, events: events, refused: refused}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:         cfg.Service.Name,
 		Version:      version,
@@ -82,6 +89,7 @@ func startService(work context.Context, cfg Config, version string, nc *nats.Con
 
 func (s *service) stats(e *micro.Endpoint) any {
 	st := EndpointStats{PipelineStats: s.pipe.Stats(), Events: s.events.stats()}
+	st.PermissionsRefused, st.PermissionsRefusedCount = s.refused.list()
 	if c, ok := s.counts[Endpoint(e.Name)]; ok {
 		st.Requests, st.Errors = c.requests.Load(), c.errors.Load()
 		st.LastError, _ = c.lastError.Load().(string)
