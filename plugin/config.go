@@ -95,6 +95,14 @@ type EmbeddedConfig struct {
 	Port int `toml:"port"`
 	// MaxPayload is the largest message the server accepts.
 	MaxPayload ByteSize `toml:"max_payload"`
+	// MaxPending is how much the server buffers for a client that reads
+	// slower than messages come (nats-server's max_pending); past it, or
+	// past WriteDeadline, the client is dropped as a slow consumer and
+	// what was buffered is lost. A flood of large requests is read by
+	// paliprompt at its own pace: this is the burst it absorbs.
+	MaxPending ByteSize `toml:"max_pending"`
+	// WriteDeadline is how long one write to a client may block.
+	WriteDeadline Duration `toml:"write_deadline"`
 	// StoreDir is the JetStream store. Empty: <data_dir>/jetstream.
 	StoreDir string `toml:"store_dir"`
 	// Users are "name:password" logins for clients (the image app, the
@@ -218,11 +226,13 @@ func DefaultConfig() Config {
 			ReconnectWait:    Duration(time.Second),
 			ReconnectMaxWait: Duration(30 * time.Second),
 			Embedded: EmbeddedConfig{
-				Host:       "127.0.0.1",
-				Port:       4222,
-				MaxPayload: 8 << 20,
-				Users:      []string{},
-				Nkeys:      []string{},
+				Host:          "127.0.0.1",
+				Port:          4222,
+				MaxPayload:    8 << 20,
+				MaxPending:    256 << 20,
+				WriteDeadline: Duration(30 * time.Second),
+				Users:         []string{},
+				Nkeys:         []string{},
 			},
 		},
 		Service: ServiceConfig{

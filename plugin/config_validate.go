@@ -125,6 +125,10 @@ func (n NATSConfig) validate(p problems) {
 	if e.MaxPayload < 1<<10 || e.MaxPayload > 64<<20 {
 		p.Add("nats.embedded.max_payload", "%s is out of range: use 1KiB..64MiB", e.MaxPayload)
 	}
+	if e.MaxPending < e.MaxPayload {
+		p.Add("nats.embedded.max_pending", "%s is less than nats.embedded.max_payload (%s): one message would not fit", e.MaxPending, e.MaxPayload)
+	}
+	p.positive("nats.embedded.write_deadline", e.WriteDeadline)
 	e.validateSecurity(p, n.URL == "")
 }
 

@@ -38,9 +38,13 @@ func startEmbedded(cfg Config, log *slog.Logger) (*embedded, error) {
 		Host:       e.Host,
 		Port:       e.Port,
 		MaxPayload: int32(e.MaxPayload),
-		JetStream:  true,
-		StoreDir:   store,
-		NoSigs:     true, // paliprompt handles SIGINT/SIGTERM itself
+		// paliprompt's own connection must survive a flood of large
+		// requests: the server buffers them while it reads.
+		MaxPending:    int64(e.MaxPending),
+		WriteDeadline: time.Duration(e.WriteDeadline),
+		JetStream:     true,
+		StoreDir:      store,
+		NoSigs:        true, // paliprompt handles SIGINT/SIGTERM itself
 	}
 	own, err := secureEmbedded(opts, cfg)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 // embeddedConfig is a test config for the embedded server on a free port.
-func embeddedConfig(t *testing.T) Config {
+func embeddedConfig(t testing.TB) Config {
 	cfg := testConfig(t, "")
 	fastStages(&cfg)
 	cfg.NATS.Embedded.Port = -1

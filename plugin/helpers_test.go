@@ -35,10 +35,15 @@ import (
 // and outlives plugin restarts within a test.
 func startServer(t testing.TB, maxPayload int32) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		MaxPayload: maxPayload, NoSigs: true, NoLog: true,
-	})
+	return startServerWith(t, func(o *server.Options) { o.MaxPayload = maxPayload })
+}
+
+// startServerWith is startServer with other options set by set.
+func startServerWith(t testing.TB, set func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	set(opts)
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
