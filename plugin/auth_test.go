@@ -25,16 +25,7 @@ import (
 // configured in the [nats] table, and serves over that connection.
 func TestConnectOptions(t *testing.T) {
 	dir := t.TempDir()
-	user, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, _ := user.Seed()
-	pub, _ := user.PublicKey()
-	seedFile := filepath.Join(dir, "user.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, seedFile := userNkey(t, dir)
 	serverTLS, files := testTLS(t, dir)
 
 	tests := []struct {
@@ -130,6 +121,22 @@ func TestConnectErrorsAreClear(t *testing.T) {
 			}
 		})
 	}
+}
+
+// userNkey makes a user nkey and writes its seed to a file in dir.
+func userNkey(t *testing.T, dir string) (public, seedFile string) {
+	t.Helper()
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := user.Seed()
+	public, _ = user.PublicKey()
+	seedFile = filepath.Join(dir, "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return public, seedFile
 }
 
 type tlsFiles struct{ ca, cert, key, serverCert, serverKey string }

@@ -198,8 +198,16 @@ type LimitsConfig struct {
 	MaxMegapixels float64 `toml:"max_megapixels"`
 	// MaxObjects is the most object names one request may list.
 	MaxObjects int `toml:"max_objects"`
-	// MaxTextBytes bounds each PaliGemma output text in a request.
+	// MaxTextBytes bounds each text of a request: PaliGemma output text,
+	// the question, the SDXL positive and negative terms.
 	MaxTextBytes ByteSize `toml:"max_text_bytes"`
+	// MaxPlaceEntries is the most placement moves one request may list.
+	MaxPlaceEntries int `toml:"max_place_entries"`
+	// MaxJSONDepth is the deepest nesting of objects and arrays a JSON
+	// request may have.
+	MaxJSONDepth int `toml:"max_json_depth"`
+	// MaxHeaderBytes bounds a request's headers, names and values together.
+	MaxHeaderBytes ByteSize `toml:"max_header_bytes"`
 }
 
 // QueueConfig configures scheduling in front of the grounder.
@@ -263,10 +271,13 @@ func DefaultConfig() Config {
 			ResultsTTL:      Duration(24 * time.Hour),
 		},
 		Limits: LimitsConfig{
-			MaxImageBytes: 32 << 20,
-			MaxMegapixels: 50,
-			MaxObjects:    16,
-			MaxTextBytes:  64 << 10,
+			MaxImageBytes:   32 << 20,
+			MaxMegapixels:   50,
+			MaxObjects:      16,
+			MaxTextBytes:    64 << 10,
+			MaxPlaceEntries: 32,
+			MaxJSONDepth:    16,
+			MaxHeaderBytes:  16 << 10,
 		},
 		Queue: QueueConfig{
 			Size:          8,

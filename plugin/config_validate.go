@@ -252,6 +252,12 @@ func (l LimitsConfig) validate(p problems) {
 	if l.MaxTextBytes < 64 {
 		p.Add("limits.max_text_bytes", "%s is too small: use at least 64B", l.MaxTextBytes)
 	}
+	p.AtLeast("limits.max_place_entries", l.MaxPlaceEntries, 1)
+	// A request's own nesting: the object, "sdxl" or "place", a box.
+	p.AtLeast("limits.max_json_depth", l.MaxJSONDepth, 3)
+	if l.MaxHeaderBytes < 1<<10 {
+		p.Add("limits.max_header_bytes", "%s is too small: use at least 1KiB", l.MaxHeaderBytes)
+	}
 }
 
 func (q QueueConfig) validate(p problems) {

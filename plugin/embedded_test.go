@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"paliprompt/core"
 )
@@ -42,13 +39,7 @@ func embeddedAddr(t *testing.T, r *running, scheme string) string {
 // NeededPermissions).
 func TestEmbeddedServerAuth(t *testing.T) {
 	dir := t.TempDir()
-	user, _ := nkeys.CreateUser()
-	pub, _ := user.PublicKey()
-	seed, _ := user.Seed()
-	seedFile := filepath.Join(dir, "app.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, seedFile := userNkey(t, dir)
 	_, files := testTLS(t, dir)
 	tests := []struct {
 		name   string

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,17 +200,30 @@ func (p Permissions) writeConf(w io.Writer, name string) {
 	for _, s := range p.Subscribe {
 		fmt.Fprintf(w, "    %q\n", s)
 	}
-	fmt.Fprintf(w, "  ]\n  allow_responses: { max: 1, expires: %q }\n}\n", p.ResponsesExpire.String())
+	fmt.Fprintf(w, "  ]\n  allow_responses: { max: 1, expires: %q }\n}\n", shortDuration(p.ResponsesExpire))
 }
 
 func (p Permissions) writeNsc(w io.Writer, user string) {
-	fmt.Fprintf(w, "nsc add user %s \\\n", user)
+	fmt.Fprintf(w, "nsc add user --name %s \\\n", user)
 	for _, s := range p.Publish {
 		fmt.Fprintf(w, "  --allow-pub '%s' \\\n", s)
 	}
 	for _, s := range p.Subscribe {
 		fmt.Fprintf(w, "  --allow-sub '%s' \\\n", s)
 	}
-	fmt.Fprintf(w, "  --allow-pub-response 1 --response-ttl %s\n", p.ResponsesExpire)
+	fmt.Fprintf(w, "  --allow-pub-response=1 --response-ttl %s\n", shortDuration(p.ResponsesExpire))
 	fmt.Fprintf(w, "nsc generate creds --name %s > %s.creds   # then [nats] creds = \"%s.creds\"\n", user, user, user)
+}
+
+// shortDuration is d as Go writes it, without zero units ("11m", not
+// "11m0s").
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

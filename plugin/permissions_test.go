@@ -27,21 +27,12 @@ import (
 // and the given users (password = name).
 func securedServer(t testing.TB, users map[string]*server.Permissions) *server.Server {
 	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: "admin", Password: "admin"}}}
-	for name, perms := range users {
-		opts.Users = append(opts.Users, &server.User{Username: name, Password: name, Permissions: perms})
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("secured NATS server did not start")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
+	return startServerWith(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "admin", Password: "admin"}}
+		for name, perms := range users {
+			o.Users = append(o.Users, &server.User{Username: name, Password: name, Permissions: perms})
+		}
+	})
 }
 
 // connectAs connects a test client with a user name and password.
@@ -232,26 +223,20 @@ func TestEveryPermissionIsNeeded(t *testing.T) {
 		t.Skip("slow: one server and plugin per permission")
 	}
 	full := NeededPermissions(DefaultConfig(), true)
-	without := func(list []string, i int) []string { return slices.Delete(slices.Clone(list), i, i+1) }
-	var cases []struct {
+	type without struct {
 		name string
 		p    Permissions
 	}
-	for i, entry := range full.Publish {
-		p := full
-		p.Publish = without(full.Publish, i)
-		cases = append(cases, struct {
-			name string
-			p    Permissions
-		}{"publish " + entry, p})
-	}
-	for i, entry := range full.Subscribe {
-		p := full
-		p.Subscribe = without(full.Subscribe, i)
-		cases = append(cases, struct {
-			name string
-			p    Permissions
-		}{"subscribe " + entry, p})
+	var cases []without
+	for _, kind := range []struct {
+		name string
+		list func(*Permissions) *[]string
+	}{{"publish", func(p *Permissions) *[]string { return &p.Publish }}, {"subscribe", func(p *Permissions) *[]string { return &p.Subscribe }}} {
+		for i, entry := range *kind.list(&full) {
+			p := full
+			*kind.list(&p) = slices.Delete(slices.Clone(*kind.list(&full)), i, i+1)
+			cases = append(cases, without{kind.name + " " + entry, p})
+		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
