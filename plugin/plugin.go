@@ -291,7 +291,9 @@ func (p *Plugin) startChecked(ctx, work context.Context, nc *nats.Conn) (*servic
 			err = refusedError(last)
 		}
 	}
-	if cause := context.Cause(startCtx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+	// A refusal fails the start even when the request it hit did not
+	// (a refused subscription, a clean-up request).
+	if cause := context.Cause(startCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause
 	}
 	if err != nil && svc != nil {
