@@ -3,7 +3,7 @@
 //
 //	paliprompt serve [-config config.toml]
 //	paliprompt run   [-config config.toml] [-out DIR] [-task T] [-objects "a ; b"] [-lang en] [-verify RESULT.json] FILE...
-//	paliprompt check [-config config.toml]
+//	paliprompt check [-config config.toml] [-permissions]
 //	paliprompt demo  [-config config.toml] [-out out/demo] [-examples examples]
 package main
 
@@ -40,7 +40,9 @@ Usage:
   paliprompt serve [-config F]        serve on NATS (embedded server when nats.url is empty)
   paliprompt run   [-config F] [-out DIR] [-task T] [-objects "a ; b"] [-lang L] [-verify RESULT.json] FILE...
                                       the same pipeline on image or JSON request files, no NATS
-  paliprompt check [-config F]        check NATS, model, ONNX Runtime and mask decoder
+  paliprompt check [-config F] [-permissions]
+                                      check NATS (and its security), model, ONNX Runtime
+                                      and mask decoder; -permissions: the NATS permissions needed
   paliprompt demo  [-config F] [-out DIR] [-examples DIR]
                                       embedded NATS + the example requests, then stop
   paliprompt version
@@ -239,12 +241,17 @@ func startCPUProfile(path string) (stop func(), err error) {
 
 func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newFlags("check", stderr)
+	perms := c.fs.Bool("permissions", false, "print the NATS permissions paliprompt needs with this configuration (nats-server config and nsc commands), and nothing else")
 	if err := c.fs.Parse(args); err != nil {
 		return err
 	}
 	cfg, err := c.load()
 	if err != nil {
 		return err
+	}
+	if *perms {
+		plugin.WritePermissions(stdout, cfg)
+		return nil
 	}
 	fmt.Fprintf(stdout, "paliprompt %s, config %s\n", buildVersion(), configName(*c.config))
 	return plugin.Check(ctx, cfg, deps(logger(cfg, stderr, slog.LevelWarn), stdout, stderr), stdout)

@@ -20,6 +20,7 @@ func TestCommands(t *testing.T) {
 		{"unknown command", []string{"fly"}, 2, `unknown command "fly"`},
 		{"version", []string{"version"}, 0, "0."},
 		{"missing explicit config", []string{"check", "-config", "nope.toml"}, 1, "nope.toml"},
+		{"check -permissions", []string{"check", "-permissions"}, 0, "--allow-sub 'paliprompt.v1.* paliprompt'"},
 		{"run without files", []string{"run"}, 1, "no files"},
 		{"run bad task", []string{"run", "-task", "paint", "x.png"}, 1, `-task "paint"`},
 		{"run verify with another task", []string{"run", "-verify", "r.json", "-task", "detect", "x.png"}, 1, "leave out -task detect"},

@@ -72,7 +72,7 @@ check "publish a bad reference" bash -c "echo 'not an image' | nats pub aiviz.re
 for _ in $(seq 50); do kill -0 "$sub" 2>/dev/null || break; sleep 0.2; done
 kill "$sub" 2>/dev/null || true
 check "sub saw the results and the failure" bash -c "grep -q 'aiviz.prompt.ready.two-shapes' $work/sub.txt && grep -q 'aiviz.prompt.ready.layout-two-shapes' $work/sub.txt && grep -q 'aiviz.prompt.failed.bad-1' $work/sub.txt"
-check "stream get result" bash -c "nats stream get AIVIZ_PROMPTS --last-for aiviz.prompt.ready.two-shapes | grep -q 'Nats-Msg-Id: two-shapes'"
+check "stream get result" bash -c "nats stream get AIVIZ_PROMPTS --last-for aiviz.prompt.ready.two-shapes | grep -q 'Nats-Msg-Id: two-shapes:[0-9]*:[0-9a-f]*'"
 check "stream get failure" bash -c "nats stream get AIVIZ_PROMPTS --last-for aiviz.prompt.failed.bad-1 | grep -q '\"code\":415'"
 check "work queue drained" bash -c "nats stream info AIVIZ_REFERENCES --json | jq -e '.state.messages == 0'"
 check "consumer info" bash -c "nats consumer info AIVIZ_REFERENCES paliprompt | grep -q 'Outstanding Acks: 0'"

@@ -25,16 +25,7 @@ import (
 // configured in the [nats] table, and serves over that connection.
 func TestConnectOptions(t *testing.T) {
 	dir := t.TempDir()
-	user, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, _ := user.Seed()
-	pub, _ := user.PublicKey()
-	seedFile := filepath.Join(dir, "user.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, seedFile := userNkey(t, dir)
 	serverTLS, files := testTLS(t, dir)
 
 	tests := []struct {
@@ -78,7 +69,7 @@ func TestConnectOptions(t *testing.T) {
 			defer r.stop(t)
 
 			// A client with the same options asks the plugin.
-			clientOpts, err := connectOptions(cfg.NATS, discardLogger())
+			clientOpts, err := connectOptions(cfg.NATS, discardLogger(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +123,23 @@ func TestConnectErrorsAreClear(t *testing.T) {
 	}
 }
 
-type tlsFiles struct{ ca, cert, key string }
+// userNkey makes a user nkey and writes its seed to a file in dir.
+func userNkey(t *testing.T, dir string) (public, seedFile string) {
+	t.Helper()
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := user.Seed()
+	public, _ = user.PublicKey()
+	seedFile = filepath.Join(dir, "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return public, seedFile
+}
+
+type tlsFiles struct{ ca, cert, key, serverCert, serverKey string }
 
 // testTLS makes a CA, a server certificate for 127.0.0.1 and a client
 // certificate, writes the client's files, and returns the server's
@@ -176,10 +183,13 @@ func testTLS(t *testing.T, dir string) (*tls.Config, tlsFiles) {
 	serverDER, serverKey := issue(2, x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.1"))
 	clientDER, clientKey := issue(3, x509.ExtKeyUsageClientAuth, nil)
 	clientKeyDER, _ := x509.MarshalECPrivateKey(clientKey)
+	serverKeyDER, _ := x509.MarshalECPrivateKey(serverKey)
 	files := tlsFiles{
-		ca:   pemFile("ca.pem", "CERTIFICATE", caDER),
-		cert: pemFile("client.pem", "CERTIFICATE", clientDER),
-		key:  pemFile("client-key.pem", "EC PRIVATE KEY", clientKeyDER),
+		ca:         pemFile("ca.pem", "CERTIFICATE", caDER),
+		cert:       pemFile("client.pem", "CERTIFICATE", clientDER),
+		key:        pemFile("client-key.pem", "EC PRIVATE KEY", clientKeyDER),
+		serverCert: pemFile("server.pem", "CERTIFICATE", serverDER),
+		serverKey:  pemFile("server-key.pem", "EC PRIVATE KEY", serverKeyDER),
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)

@@ -5,16 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Check reports whether everything the configuration needs is in place:
@@ -24,9 +16,9 @@ import (
 func Check(ctx context.Context, cfg Config, deps Deps, w io.Writer) error {
 	c := checker{w: w}
 	if cfg.NATS.URL == "" {
-		c.check("NATS", func() (string, error) { return checkEmbedded(cfg) })
+		c.checkEmbedded(cfg)
 	} else {
-		c.check("NATS", func() (string, error) { return checkExternal(ctx, cfg) })
+		c.checkExternal(ctx, cfg)
 	}
 	switch {
 	case cfg.Model.Dir == "":
@@ -77,56 +69,9 @@ func (c *checker) info(item, detail string) {
 	fmt.Fprintf(c.w, "info  %-13s %s\n", item, detail)
 }
 
-// checkEmbedded: the store is writable and the port is free.
-func checkEmbedded(cfg Config) (string, error) {
-	store := cfg.StoreDir()
-	if err := os.MkdirAll(store, 0o755); err != nil {
-		return "", fmt.Errorf("JetStream store %s: %w", store, err)
-	}
-	probe, err := os.CreateTemp(store, ".check-")
-	if err != nil {
-		return "", fmt.Errorf("JetStream store %s is not writable: %w", store, err)
-	}
-	probe.Close()
-	os.Remove(probe.Name())
-	e := cfg.NATS.Embedded
-	addr := net.JoinHostPort(e.Host, strconv.Itoa(max(e.Port, 0)))
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("embedded server cannot listen on %s: %w (another paliprompt serve? set nats.embedded.port, or -1 for any free port)", addr, err)
-	}
-	l.Close()
-	if e.Port == -1 {
-		addr = e.Host + " (a free port)"
-	}
-	return fmt.Sprintf("embedded server will listen on %s, JetStream store %s", addr, filepath.Clean(store)), nil
-}
-
-// checkExternal connects once (no retries) and asks for JetStream.
-func checkExternal(ctx context.Context, cfg Config) (string, error) {
-	opts, err := connectOptions(cfg.NATS, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return "", err
-	}
-	nc, err := nats.Connect(cfg.NATS.URL, append(opts, nats.Timeout(5*time.Second), nats.MaxReconnects(0))...)
-	if err != nil {
-		return "", fmt.Errorf("connect to %s: %w", redact(cfg.NATS.URL), err)
-	}
-	defer nc.Close()
-	detail := fmt.Sprintf("%s (server %s, max payload %d bytes)", nc.ConnectedUrlRedacted(), nc.ConnectedServerVersion(), nc.MaxPayload())
-	js, err := jetstream.New(nc)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_, err = js.AccountInfo(ctx)
-	}
-	if err != nil {
-		if !cfg.Events.Enabled {
-			return detail + "; no JetStream: image_object and large masks unavailable", nil
-		}
-		return "", fmt.Errorf("%s: JetStream is not available (%v); the event bus needs it (or set events.enabled = false)", detail, err)
-	}
-	return detail + ", JetStream available", nil
+// warn reports a risk the configuration accepts; it is no failure.
+func (c *checker) warn(item, detail string) {
+	fmt.Fprintf(c.w, "warn  %-13s %s\n", item, detail)
 }
 
 func checkMasks(cfg Config, deps Deps) (string, error) {

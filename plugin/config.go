@@ -69,12 +69,24 @@ type NATSConfig struct {
 	TLSCA   string `toml:"tls_ca"`
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// InboxPrefix starts the subjects of replies to paliprompt's own
+	// requests, so that its user needs to read only <prefix>.> instead of
+	// every client's _INBOX.>.
+	InboxPrefix string `toml:"inbox_prefix"`
 	// ReconnectWait is the first delay between reconnect attempts; it
 	// doubles up to ReconnectMaxWait. Reconnection never gives up.
 	ReconnectWait    Duration `toml:"reconnect_wait"`
 	ReconnectMaxWait Duration `toml:"reconnect_max_wait"`
 	// Embedded configures the embedded server (used when URL is empty).
 	Embedded EmbeddedConfig `toml:"embedded"`
+}
+
+// withoutCredentials is n without the credentials and TLS files meant for
+// an external server.
+func (n NATSConfig) withoutCredentials() NATSConfig {
+	n.User, n.Password, n.Token, n.NkeySeed, n.Creds = "", "", "", "", ""
+	n.TLSCA, n.TLSCert, n.TLSKey = "", "", ""
+	return n
 }
 
 // EmbeddedConfig configures the embedded NATS server.
@@ -85,8 +97,41 @@ type EmbeddedConfig struct {
 	Port int `toml:"port"`
 	// MaxPayload is the largest message the server accepts.
 	MaxPayload ByteSize `toml:"max_payload"`
+	// MaxPending is how much the server buffers for a client that reads
+	// slower than messages come (nats-server's max_pending); past it, or
+	// past WriteDeadline, the client is dropped as a slow consumer and
+	// what was buffered is lost. A flood of large requests is read by
+	// paliprompt at its own pace: this is the burst it absorbs.
+	MaxPending ByteSize `toml:"max_pending"`
+	// WriteDeadline is how long one write to a client may block.
+	WriteDeadline Duration `toml:"write_deadline"`
 	// StoreDir is the JetStream store. Empty: <data_dir>/jetstream.
 	StoreDir string `toml:"store_dir"`
+	// Users are "name:password" logins for clients (the image app, the
+	// nats CLI); a password may be a bcrypt hash ("$2a$...", as `nats
+	// server passwd` makes it). Any of Users, Token and Nkeys turns
+	// authentication on; paliprompt itself then connects with an nkey of
+	// its own, made at start-up.
+	Users []string `toml:"users"`
+	// Token is a token clients may present instead.
+	Token string `toml:"token"`
+	// Nkeys are public user nkeys ("U...") whose seeds may connect.
+	Nkeys []string `toml:"nkeys"`
+	// TLSCert and TLSKey are the server's certificate and key (PEM):
+	// clients must then connect with TLS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TLSCA verifies client certificates: set, every client must present
+	// one signed by it.
+	TLSCA string `toml:"tls_ca"`
+	// AllowUnauthenticated lets the server listen on an address other than
+	// loopback without authentication (refused otherwise).
+	AllowUnauthenticated bool `toml:"allow_unauthenticated"`
+}
+
+// authenticates reports whether clients of the embedded server must log in.
+func (e EmbeddedConfig) authenticates() bool {
+	return len(e.Users) > 0 || e.Token != "" || len(e.Nkeys) > 0
 }
 
 // ServiceConfig names the micro service and its endpoints.
@@ -162,8 +207,16 @@ type LimitsConfig struct {
 	MaxMegapixels float64 `toml:"max_megapixels"`
 	// MaxObjects is the most object names one request may list.
 	MaxObjects int `toml:"max_objects"`
-	// MaxTextBytes bounds each PaliGemma output text in a request.
+	// MaxTextBytes bounds each text of a request: PaliGemma output text,
+	// the question, the SDXL positive and negative terms.
 	MaxTextBytes ByteSize `toml:"max_text_bytes"`
+	// MaxPlaceEntries is the most placement moves one request may list.
+	MaxPlaceEntries int `toml:"max_place_entries"`
+	// MaxJSONDepth is the deepest nesting of objects and arrays a JSON
+	// request may have.
+	MaxJSONDepth int `toml:"max_json_depth"`
+	// MaxHeaderBytes bounds a request's headers, names and values together.
+	MaxHeaderBytes ByteSize `toml:"max_header_bytes"`
 }
 
 // QueueConfig configures scheduling in front of the grounder.
@@ -186,12 +239,17 @@ func DefaultConfig() Config {
 		Log:     LogConfig{Level: "info", Format: "text"},
 		NATS: NATSConfig{
 			Name:             "paliprompt",
+			InboxPrefix:      "_INBOX.paliprompt",
 			ReconnectWait:    Duration(time.Second),
 			ReconnectMaxWait: Duration(30 * time.Second),
 			Embedded: EmbeddedConfig{
-				Host:       "127.0.0.1",
-				Port:       4222,
-				MaxPayload: 8 << 20,
+				Host:          "127.0.0.1",
+				Port:          4222,
+				MaxPayload:    8 << 20,
+				MaxPending:    256 << 20,
+				WriteDeadline: Duration(30 * time.Second),
+				Users:         []string{},
+				Nkeys:         []string{},
 			},
 		},
 		Service: ServiceConfig{
@@ -225,10 +283,13 @@ func DefaultConfig() Config {
 			PlansTTL:        Duration(24 * time.Hour),
 		},
 		Limits: LimitsConfig{
-			MaxImageBytes: 32 << 20,
-			MaxMegapixels: 50,
-			MaxObjects:    16,
-			MaxTextBytes:  64 << 10,
+			MaxImageBytes:   32 << 20,
+			MaxMegapixels:   50,
+			MaxObjects:      16,
+			MaxTextBytes:    64 << 10,
+			MaxPlaceEntries: 32,
+			MaxJSONDepth:    16,
+			MaxHeaderBytes:  16 << 10,
 		},
 		Queue: QueueConfig{
 			Size:          8,

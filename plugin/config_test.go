@@ -92,6 +92,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"cert without key", "[nats]\ntls_cert = \"c.pem\"\n", []string{"nats.tls_cert", "set both or neither"}},
 		{"queue size", "[queue]\nsize = 0\n", []string{"queue.size", "at least 1"}},
 		{"wildcard ready subject", "[events]\nready_subject = \"aiviz.*\"\n", []string{"events.ready_subject", "not a valid subject"}},
+		{"duplicate window under two ack waits", "[events]\nack_wait = \"60s\"\nduplicate_window = \"90s\"\n", []string{"events.duplicate_window", "twice events.ack_wait"}},
 		{"two problems", "[queue]\nsize = 0\n[log]\nformat = \"xml\"\n", []string{"queue.size", "log.format"}},
 		{"syntax", "[queue\n", []string{"config.toml"}},
 	}

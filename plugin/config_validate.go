@@ -2,11 +2,14 @@ package plugin
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nkeys"
 
 	"paliprompt/core"
 )
@@ -108,6 +111,7 @@ func (n NATSConfig) validate(p problems) {
 	if (n.TLSCert == "") != (n.TLSKey == "") {
 		p.Add("nats.tls_cert", "nats.tls_cert and nats.tls_key go together: set both or neither")
 	}
+	p.subject("nats.inbox_prefix", n.InboxPrefix, false)
 	p.positive("nats.reconnect_wait", n.ReconnectWait)
 	if n.ReconnectMaxWait < n.ReconnectWait {
 		p.Add("nats.reconnect_max_wait", "%s is shorter than nats.reconnect_wait (%s)", n.ReconnectMaxWait, n.ReconnectWait)
@@ -122,6 +126,61 @@ func (n NATSConfig) validate(p problems) {
 	if e.MaxPayload < 1<<10 || e.MaxPayload > 64<<20 {
 		p.Add("nats.embedded.max_payload", "%s is out of range: use 1KiB..64MiB", e.MaxPayload)
 	}
+	if e.MaxPending < e.MaxPayload {
+		p.Add("nats.embedded.max_pending", "%s is less than nats.embedded.max_payload (%s): one message would not fit", e.MaxPending, e.MaxPayload)
+	}
+	p.positive("nats.embedded.write_deadline", e.WriteDeadline)
+	e.validateSecurity(p, n.URL == "")
+}
+
+// validateSecurity checks the embedded server's credentials and TLS, and
+// refuses to listen beyond loopback without authentication.
+func (e EmbeddedConfig) validateSecurity(p problems, used bool) {
+	seen := map[string]bool{}
+	for _, u := range e.Users {
+		name, password, ok := strings.Cut(u, ":")
+		switch {
+		case !ok || name == "" || password == "":
+			p.Add("nats.embedded.users", "%q is not \"name:password\"", redactLogin(u))
+		case seen[name]:
+			p.Add("nats.embedded.users", "user %q is listed twice", name)
+		}
+		seen[name] = true
+	}
+	for _, k := range e.Nkeys {
+		if !nkeys.IsValidPublicUserKey(k) {
+			p.Add("nats.embedded.nkeys", "%q is not a public user nkey (\"U\" and 55 more characters; `nk -gen user -pubout` makes one)", k)
+		}
+	}
+	if (e.TLSCert == "") != (e.TLSKey == "") {
+		p.Add("nats.embedded.tls_cert", "nats.embedded.tls_cert and nats.embedded.tls_key go together: set both or neither")
+	}
+	if e.TLSCA != "" && e.TLSCert == "" {
+		p.Add("nats.embedded.tls_ca", "verifies client certificates, which needs TLS: set nats.embedded.tls_cert and tls_key too")
+	}
+	if used && !isLoopback(e.Host) && !e.authenticates() && !e.AllowUnauthenticated {
+		p.Add("nats.embedded.host", "%q is reachable from other machines, and no authentication is configured: anyone who reaches it could publish references, read every result and delete the streams and buckets. "+
+			"Set nats.embedded.users (\"name:password\"), nats.embedded.token or nats.embedded.nkeys, with nats.embedded.tls_cert and tls_key so that they do not cross the network in clear; "+
+			"or use host = \"127.0.0.1\"; or set nats.embedded.allow_unauthenticated = true to accept the risk", e.Host)
+	}
+}
+
+// isLoopback: the host is this machine only (a loopback address or
+// "localhost"); names and wildcard addresses (0.0.0.0, ::) are not.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactLogin hides the password of a "name:password" entry.
+func redactLogin(u string) string {
+	if name, _, ok := strings.Cut(u, ":"); ok {
+		return name + ":***"
+	}
+	return u
 }
 
 func (s ServiceConfig) validate(p problems) {
@@ -162,6 +221,11 @@ func (e EventsConfig) validate(p problems, queueSize int) {
 		p.Add("events.concurrency", "%d is more than queue.size (%d): the event bus shares that queue", e.Concurrency, queueSize)
 	}
 	p.positive("events.duplicate_window", e.DuplicateWindow)
+	if e.DuplicateWindow > 0 && e.DuplicateWindow < 2*e.AckWait {
+		// A reference whose ack was lost comes back after ack_wait; its
+		// result must still be in the window to be stored once.
+		p.Add("events.duplicate_window", "%s is shorter than twice events.ack_wait (%s): a redelivered reference could store a second result", e.DuplicateWindow, e.AckWait)
+	}
 	if e.ResultsMaxAge < 0 {
 		p.Add("events.results_max_age", "%s is negative: use 0 to keep results forever", e.ResultsMaxAge)
 	}
@@ -192,6 +256,12 @@ func (l LimitsConfig) validate(p problems) {
 	p.AtLeast("limits.max_objects", l.MaxObjects, 1)
 	if l.MaxTextBytes < 64 {
 		p.Add("limits.max_text_bytes", "%s is too small: use at least 64B", l.MaxTextBytes)
+	}
+	p.AtLeast("limits.max_place_entries", l.MaxPlaceEntries, 1)
+	// A request's own nesting: the object, "sdxl" or "place", a box.
+	p.AtLeast("limits.max_json_depth", l.MaxJSONDepth, 3)
+	if l.MaxHeaderBytes < 1<<10 {
+		p.Add("limits.max_header_bytes", "%s is too small: use at least 1KiB", l.MaxHeaderBytes)
 	}
 }
 

@@ -45,6 +45,10 @@ func Demo(ctx context.Context, cfg Config, deps Deps, opts DemoOptions, w io.Wri
 	defer os.RemoveAll(store)
 	cfg.NATS.URL, cfg.NATS.Embedded.Port, cfg.NATS.Embedded.StoreDir = "", -1, ""
 	cfg.DataDir, cfg.Events.Enabled = store, true
+	// The demo's own server, for this machine and the demo's client only:
+	// no logins, no TLS, whatever config.toml sets for serve.
+	e := &cfg.NATS.Embedded
+	e.Host, e.Users, e.Token, e.Nkeys, e.TLSCert, e.TLSKey, e.TLSCA = "127.0.0.1", nil, "", nil, "", "", ""
 
 	p, err := New(cfg, deps)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"paliprompt/core"
@@ -20,9 +21,11 @@ const HeaderMsgID = "Nats-Msg-Id"
 
 // eventBus consumes references from the work-queue stream and publishes
 // results. A reference is acked only after its result (or its failure
-// event) is stored in the results stream; results carry Nats-Msg-Id = id,
-// so a reference worked on twice (a crash between publish and ack) still
-// has exactly one result.
+// event) is stored in the results stream; results carry a Nats-Msg-Id
+// made of the id, the reference's stream sequence and its request digest
+// (Reference.MsgID), so a reference worked on twice (a crash between
+// publish and ack) still has exactly one result, and two references with
+// the same id have one each.
 type eventBus struct {
 	cfg        Config
 	js         jetstream.JetStream
@@ -33,12 +36,13 @@ type eventBus struct {
 	log        *slog.Logger
 	slots      chan struct{} // events.concurrency
 	inflight   sync.WaitGroup
+	counts     *eventCounts
 	// onPublished is Plugin.onPublished.
 	onPublished func(id string)
 }
 
 // setupEventBus creates the streams and the durable consumer when absent.
-func setupEventBus(ctx context.Context, js jetstream.JetStream, cfg Config, pipe *Pipeline, objects *objectStores, maxPayload int, log *slog.Logger) (*eventBus, error) {
+func setupEventBus(ctx context.Context, js jetstream.JetStream, cfg Config, pipe *Pipeline, objects *objectStores, maxPayload int, counts *eventCounts, log *slog.Logger) (*eventBus, error) {
 	ev := cfg.Events
 	refs, err := ensureStream(ctx, js, log, jetstream.StreamConfig{
 		Name:        ev.Stream,
@@ -67,7 +71,7 @@ func setupEventBus(ctx context.Context, js jetstream.JetStream, cfg Config, pipe
 	}
 	return &eventBus{
 		cfg: cfg, js: js, cons: cons, pipe: pipe, objects: objects, maxPayload: maxPayload,
-		log: log, slots: make(chan struct{}, ev.Concurrency),
+		log: log, slots: make(chan struct{}, ev.Concurrency), counts: counts,
 	}, nil
 }
 
@@ -165,13 +169,21 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// delivery is one reference as the event bus works on it.
+type delivery struct {
+	msg        jetstream.Msg
+	id         string
+	ref        Reference
+	deliveries uint64
+}
+
 // handle works on one reference and settles it: ack after the result is
 // stored, nak with delay on a transient failure, term plus a failure event
 // on a permanent one.
 func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
-	var seq, deliveries uint64
+	d := &delivery{msg: msg, ref: Reference{Stream: b.cfg.Events.Stream, Digest: RequestDigest(msg.Headers(), msg.Data())}}
 	if meta, err := msg.Metadata(); err == nil {
-		seq, deliveries = meta.Sequence.Stream, meta.NumDelivered
+		d.ref.Stream, d.ref.Sequence, d.deliveries = meta.Stream, meta.Sequence.Stream, meta.NumDelivered
 	}
 	stop := b.keepAlive(work, msg)
 	defer stop()
@@ -186,14 +198,14 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 	// A reference is an image request (generate), or PaliGemma text with an
 	// image size (layout), as `paliprompt run` tells JSON files apart.
 	req, err := decodeRequest(fileEndpoint("", msg.Data()), msg.Headers(), msg.Data(), limitsOf(b.cfg))
-	id := b.eventID(req.ID, msg, seq)
-	req.ID = id
+	d.id = b.eventID(req.ID, msg, d.ref.Sequence)
+	req.ID, req.Reference = d.id, &d.ref
 	if err == nil {
-		err = b.process(work, req)
+		err = b.process(work, d, req)
 	}
 	if err == nil {
 		if b.onPublished != nil {
-			b.onPublished(id)
+			b.onPublished(d.id)
 		}
 		// DoubleAck waits for the server to confirm: the reference leaves
 		// the work queue before the next one is taken (or the log says why
@@ -202,60 +214,121 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 		err := msg.DoubleAck(ackCtx)
 		cancel()
 		if err != nil {
-			b.log.Warn("ack reference (it will be redelivered; its result is de-duplicated)", "id", id, "err", err)
+			b.log.Warn("result stored, but the ack failed: the reference will be redelivered and its result not stored twice", "id", d.id, "sequence", d.ref.Sequence, "err", err)
+			return
 		}
-		b.log.Info("reference done", "id", id, "subject", msg.Subject())
+		b.log.Info("reference done", "id", d.id, "sequence", d.ref.Sequence, "subject", msg.Subject())
 		return
 	}
-	b.fail(work, msg, id, deliveries, err)
+	b.fail(work, d, err)
 }
 
 // process runs the pipeline and publishes the result.
-func (b *eventBus) process(work context.Context, req Request) error {
+func (b *eventBus) process(work context.Context, d *delivery, req Request) error {
 	data, err := b.pipe.respond(work, req, b.objects, b.maxPayload)
 	if err != nil {
 		return err
 	}
-	return b.publish(work, b.cfg.Events.ReadySubject+"."+req.ID, req.ID, data)
+	if err := b.publish(work, d, b.cfg.Events.ReadySubject, d.ref.MsgID(d.id), data); err != nil {
+		return err
+	}
+	b.counts.results.Add(1)
+	return nil
 }
 
-func (b *eventBus) publish(ctx context.Context, subject, msgID string, data []byte) error {
+// publish stores an event of a reference in the results stream on
+// <prefix>.<id>. The stream answers Duplicate when an event with the same
+// Nats-Msg-Id is stored already (the reference was worked on before: a
+// crash or a lost ack between publish and ack); that is logged and
+// counted, never silent, and the stored event stands.
+func (b *eventBus) publish(ctx context.Context, d *delivery, prefix, msgID string, data []byte) error {
+	subject := prefix + "." + d.id
 	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	m.Header.Set(HeaderMsgID, msgID)
+	m.Header.Set(HeaderID, d.id)
 	m.Header.Set("Content-Type", "application/json")
-	if _, err := b.js.PublishMsg(ctx, m); err != nil {
+	d.ref.header(m.Header)
+	ack, err := b.js.PublishMsg(ctx, m)
+	if err != nil {
 		return core.Errorf(core.ErrUnavailable, "publish %s: %v", subject, err)
+	}
+	if ack.Duplicate {
+		b.counts.duplicate(fmt.Sprintf("%s (reference %s #%d, delivery %d): stored already as #%d", msgID, d.ref.Stream, d.ref.Sequence, d.deliveries, ack.Sequence))
+		// A redelivery is the expected case; a first delivery whose event
+		// is stored already means the Nats-Msg-Id was reused (a references
+		// stream re-created with the same request).
+		level := slog.LevelInfo
+		if d.deliveries <= 1 {
+			level = slog.LevelWarn
+		}
+		b.log.Log(ctx, level, "event stored already (duplicate Nats-Msg-Id); the stored one stands",
+			"id", d.id, "sequence", d.ref.Sequence, "delivery", d.deliveries, "subject", subject, "msg_id", msgID, "stored_as", ack.Sequence)
 	}
 	return nil
 }
 
-func (b *eventBus) fail(work context.Context, msg jetstream.Msg, id string, deliveries uint64, err error) {
+func (b *eventBus) fail(work context.Context, d *delivery, err error) {
 	kind := core.KindOf(err)
 	code, desc := kind.Code(), core.Describe(err)
+	msg, id := d.msg, d.id
 	if work.Err() != nil {
 		// Shutting down past the grace period: leave it to redelivery.
 		_ = msg.Nak()
-		b.log.Info("reference left for redelivery (shutdown)", "id", id)
+		b.log.Info("reference left for redelivery (shutdown)", "id", id, "sequence", d.ref.Sequence)
 		return
 	}
 	maxDeliver := b.cfg.Events.MaxDeliver
-	if !kind.Permanent() && (maxDeliver == -1 || deliveries < uint64(maxDeliver)) {
+	if !kind.Permanent() && (maxDeliver == -1 || d.deliveries < uint64(maxDeliver)) {
 		delay := time.Duration(b.cfg.Events.NakDelay)
 		_ = msg.NakWithDelay(delay)
-		b.log.Warn("reference failed; will retry", "id", id, "code", code, "err", desc, "delivery", deliveries, "retry_in", delay)
+		b.log.Warn("reference failed; will retry", "id", id, "sequence", d.ref.Sequence, "code", code, "err", desc, "delivery", d.deliveries, "retry_in", delay)
 		return
 	}
 	if !kind.Permanent() {
-		desc = fmt.Sprintf("gave up after %d deliveries: %s", deliveries, desc)
+		desc = fmt.Sprintf("gave up after %d deliveries: %s", d.deliveries, desc)
 	}
-	data, _ := marshalJSON(newReplyError(id, code, desc, deliveries))
-	if perr := b.publish(work, b.cfg.Events.FailedSubject+"."+id, id+".failed", data); perr != nil {
+	data, _ := marshalJSON(newReplyError(id, &d.ref, code, desc, d.deliveries))
+	if perr := b.publish(work, d, b.cfg.Events.FailedSubject, d.ref.MsgID(id)+":failed", data); perr != nil {
 		_ = msg.NakWithDelay(time.Duration(b.cfg.Events.NakDelay))
-		b.log.Error("publish failure event; will retry", "id", id, "err", perr)
+		b.log.Error("publish failure event; will retry", "id", id, "sequence", d.ref.Sequence, "err", perr)
 		return
 	}
+	b.counts.failures.Add(1)
 	_ = msg.TermWithReason(desc)
-	b.log.Warn("reference failed", "id", id, "code", code, "err", desc)
+	b.log.Warn("reference failed", "id", id, "sequence", d.ref.Sequence, "code", code, "err", desc)
+}
+
+// eventCounts count what the event bus stored, for the service stats.
+type eventCounts struct {
+	results, failures, duplicates atomic.Int64
+	lastDuplicate                 atomic.Value // string
+}
+
+func (c *eventCounts) duplicate(what string) {
+	c.duplicates.Add(1)
+	c.lastDuplicate.Store(what)
+}
+
+// EventStats is the event bus part of the service stats (in every
+// endpoint's data, like the queue).
+type EventStats struct {
+	// Results and Failures count result and failure events this instance
+	// stored.
+	Results  int64 `json:"results"`
+	Failures int64 `json:"failures"`
+	// Duplicates counts events the results stream did not store because
+	// their Nats-Msg-Id was stored already (a redelivered reference whose
+	// result was stored before the crash); LastDuplicate says which.
+	Duplicates    int64  `json:"duplicates"`
+	LastDuplicate string `json:"last_duplicate,omitempty"`
+}
+
+func (c *eventCounts) stats() *EventStats {
+	if c == nil {
+		return nil
+	}
+	last, _ := c.lastDuplicate.Load().(string)
+	return &EventStats{Results: c.results.Load(), Failures: c.failures.Load(), Duplicates: c.duplicates.Load(), LastDuplicate: last}
 }
 
 // keepAlive tells the server the reference is in progress every third of
@@ -284,8 +357,8 @@ func (b *eventBus) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func(
 
 // eventID names a reference: its request id (JSON id or Paliprompt-Id),
 // else the subject's token after the stream's wildcard
-// (aiviz.reference.<id>), else its stream sequence. The id must stay the
-// same on every redelivery: results are de-duplicated by it.
+// (aiviz.reference.<id>), else its stream sequence. The id stays the
+// same on every redelivery: it is part of the results' Nats-Msg-Id.
 func (b *eventBus) eventID(reqID string, msg jetstream.Msg, seq uint64) string {
 	if reqID != "" {
 		return reqID

@@ -31,6 +31,7 @@ type event struct {
 	subject string
 	msgID   string
 	data    []byte
+	header  nats.Header
 }
 
 // resultEvents reads every message of the results stream, in order.
@@ -51,7 +52,7 @@ func resultEvents(t testing.TB, js jetstream.JetStream) []event {
 		if err != nil {
 			t.Fatalf("get message %d: %v", seq, err)
 		}
-		out = append(out, event{subject: m.Subject, msgID: m.Header.Get(HeaderMsgID), data: m.Data})
+		out = append(out, event{subject: m.Subject, msgID: m.Header.Get(HeaderMsgID), data: m.Data, header: m.Header})
 	}
 	return out
 }
@@ -107,13 +108,16 @@ func TestEventBusResultsAndFailures(t *testing.T) {
 	if err := json.Unmarshal(ready.data, &r); err != nil || r.ID != "ref-1" || len(r.Objects) != 1 || r.Image.Width != 64 {
 		t.Errorf("ready ref-1: %s (%v)", ready.data, err)
 	}
-	if ready.msgID != "ref-1" {
-		t.Errorf("Nats-Msg-Id = %q", ready.msgID)
+	if r.Reference == nil || ready.msgID != r.Reference.MsgID("ref-1") || !strings.HasPrefix(ready.msgID, "ref-1:1:") {
+		t.Errorf("Nats-Msg-Id = %q, reference %+v", ready.msgID, r.Reference)
 	}
 	failed := got["aiviz.prompt.failed.ref-2"]
 	var f ReplyError
 	if err := json.Unmarshal(failed.data, &f); err != nil || f.ID != "ref-2" || f.Error.Code != 415 || !strings.Contains(f.Error.Description, "not an image") {
 		t.Errorf("failed ref-2: %s (%v)", failed.data, err)
+	}
+	if f.Reference == nil || failed.msgID != f.Reference.MsgID("ref-2")+":failed" {
+		t.Errorf("failure event ref-2: Nats-Msg-Id %q, reference %+v", failed.msgID, f.Reference)
 	}
 	if e, ok := got["aiviz.prompt.ready.ref-3"]; !ok || !strings.Contains(string(e.data), `"caption":"small"`) {
 		t.Errorf("ready ref-3 missing or wrong: %+v", got)

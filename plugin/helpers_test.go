@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -33,10 +35,15 @@ import (
 // and outlives plugin restarts within a test.
 func startServer(t testing.TB, maxPayload int32) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		MaxPayload: maxPayload, NoSigs: true, NoLog: true,
-	})
+	return startServerWith(t, func(o *server.Options) { o.MaxPayload = maxPayload })
+}
+
+// startServerWith is startServer with other options set by set.
+func startServerWith(t testing.TB, set func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	set(opts)
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +106,17 @@ type running struct {
 // startPlugin serves a plugin until the test ends (or stop/kill).
 func startPlugin(t testing.TB, cfg Config, deps Deps, setup ...func(*Plugin)) *running {
 	t.Helper()
+	r, err := tryStartPlugin(t, cfg, deps, setup...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryStartPlugin is startPlugin for a plugin that may not start: it
+// returns why not.
+func tryStartPlugin(t testing.TB, cfg Config, deps Deps, setup ...func(*Plugin)) (*running, error) {
+	t.Helper()
 	if deps.Log == nil {
 		deps.Log = testLogger(t)
 	}
@@ -107,7 +125,7 @@ func startPlugin(t testing.TB, cfg Config, deps Deps, setup ...func(*Plugin)) *r
 	}
 	p, err := New(cfg, deps)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for _, f := range setup {
 		f(p)
@@ -118,9 +136,11 @@ func startPlugin(t testing.TB, cfg Config, deps Deps, setup ...func(*Plugin)) *r
 	select {
 	case <-p.Ready():
 	case err := <-r.done:
-		t.Fatalf("plugin stopped before it was ready: %v", err)
+		cancel()
+		return nil, fmt.Errorf("plugin stopped before it was ready: %w", err)
 	case <-time.After(15 * time.Second):
-		t.Fatal("plugin not ready after 15s")
+		cancel()
+		return nil, errors.New("plugin not ready after 15s")
 	}
 	t.Cleanup(func() {
 		r.stop(t)
@@ -128,7 +148,7 @@ func startPlugin(t testing.TB, cfg Config, deps Deps, setup ...func(*Plugin)) *r
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return r
+	return r, nil
 }
 
 // stop shuts the plugin down gracefully and waits for Serve to return.
@@ -159,9 +179,9 @@ func (r *running) kill() {
 }
 
 // connectClient connects a test client to the server.
-func connectClient(t testing.TB, url string) *nats.Conn {
+func connectClient(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

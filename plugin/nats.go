@@ -9,64 +9,22 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"time"
 
 	"paliprompt/core"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
 
-// startEmbedded starts the embedded NATS server with JetStream, its store
-// under the data dir, and waits until it accepts connections.
-func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
-	e := cfg.NATS.Embedded
-	store := cfg.StoreDir()
-	if err := os.MkdirAll(store, 0o755); err != nil {
-		return nil, fmt.Errorf("create JetStream store %s: %w", store, err)
-	}
-	opts := &server.Options{
-		ServerName: "paliprompt-embedded",
-		Host:       e.Host,
-		Port:       e.Port,
-		MaxPayload: int32(e.MaxPayload),
-		JetStream:  true,
-		StoreDir:   store,
-		NoSigs:     true, // paliprompt handles SIGINT/SIGTERM itself
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS server: %w", err)
-	}
-	srv.SetLoggerV2(serverLogger{log.With("component", "nats-server")}, false, false, false)
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server did not start listening on %s:%d within 10s (port in use? set nats.embedded.port, or -1 for any free port)", e.Host, e.Port)
-	}
-	return srv, nil
-}
-
-// serverLogger passes the embedded server's log to slog: its notices are
-// start-up chatter (debug), its warnings and errors matter.
-type serverLogger struct{ log *slog.Logger }
-
-func (l serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Tracef(format string, v ...any)  {}
-
 // connectOptions builds the client options: authentication, TLS, and
 // reconnecting forever with exponential backoff, logging each disconnect
-// and reconnect.
-func connectOptions(cfg NATSConfig, log *slog.Logger) ([]nats.Option, error) {
+// and reconnect. Permission violations go to refused (nil: logged only).
+func connectOptions(cfg NATSConfig, log *slog.Logger, refused *refusals) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
+		nats.CustomInboxPrefix(cfg.InboxPrefix),
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(backoff(time.Duration(cfg.ReconnectWait), time.Duration(cfg.ReconnectMaxWait))),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
@@ -83,6 +41,15 @@ func connectOptions(cfg NATSConfig, log *slog.Logger) ([]nats.Option, error) {
 			subject := ""
 			if sub != nil {
 				subject = sub.Subject
+			}
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				if refused == nil || refused.add(err) {
+					log.Error("NATS refused a permission paliprompt needs (examples/nats/ lists them all)", "err", err)
+				}
+				if refused != nil {
+					refused.notify(err)
+				}
+				return
 			}
 			log.Error("NATS async error", "subject", subject, "err", err)
 		}),
@@ -126,8 +93,8 @@ func backoff(first, max time.Duration) func(attempts int) time.Duration {
 
 // connect connects to url, retrying with the same backoff until it works
 // or ctx ends: at start-up the server may not be up yet.
-func connect(ctx context.Context, url string, cfg NATSConfig, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
-	opts, err := connectOptions(cfg, log)
+func connect(ctx context.Context, url string, cfg NATSConfig, log *slog.Logger, refused *refusals, extra ...nats.Option) (*nats.Conn, error) {
+	opts, err := connectOptions(cfg, log, refused)
 	if err != nil {
 		return nil, err
 	}

@@ -120,7 +120,7 @@ func (o *objectStores) storeBlobs(ctx context.Context, r *Reply, move func(*Blob
 	n := 0
 	for _, b := range r.blobs() {
 		if b.PNG != nil && move(b) {
-			if err := o.store(ctx, r.ID, b); err != nil {
+			if err := o.store(ctx, r.objectPrefix(), b); err != nil {
 				return err
 			}
 			n++
@@ -132,9 +132,9 @@ func (o *objectStores) storeBlobs(ctx context.Context, r *Reply, move func(*Blob
 	return nil
 }
 
-// store moves one blob into the results bucket.
-func (o *objectStores) store(ctx context.Context, id string, b *Blob) error {
-	name := id + "/" + b.name
+// store moves one blob into the results bucket, under prefix.
+func (o *objectStores) store(ctx context.Context, prefix string, b *Blob) error {
+	name := prefix + b.name
 	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: o.chunkSize}}
 	if _, err := o.results.Put(ctx, meta, bytes.NewReader(b.PNG)); err != nil {
 		return fmt.Errorf("store %s in bucket %s: %w", name, o.cfg.ResultsBucket, err)

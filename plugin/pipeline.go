@@ -87,16 +87,24 @@ func withDeadline[T any](ctx context.Context, timeout time.Duration, f func(cont
 
 // respond runs a request and encodes its reply, each PNG inline or in the
 // results bucket (stores may be nil: no JetStream). It is the one path of
-// the micro service and the event bus. The plan of a generate or layout
-// result is kept for later verify requests; failing to keep it fails
-// nothing else.
+// the micro service and the event bus, all within the request's
+// deadline. The plan of a generate or layout result is kept for later
+// verify requests; failing to keep it fails nothing else.
 func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStores, maxPayload int) ([]byte, error) {
+	return withDeadline(ctx, p.timeout(req), func(ctx context.Context) ([]byte, error) {
+		return p.respondWithin(ctx, req, stores, maxPayload)
+	})
+}
+
+// respondWithin is respond within the request's deadline: the object
+// store's uploads too.
+func (p *Pipeline) respondWithin(ctx context.Context, req Request, stores *objectStores, maxPayload int) ([]byte, error) {
 	var src planSource
 	if stores != nil {
 		src = stores
 	}
 	if req.Endpoint == EndpointVerify {
-		reply, err := p.Verify(ctx, req, src)
+		reply, err := p.verifyRequest(ctx, req, src)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +114,7 @@ func (p *Pipeline) respond(ctx context.Context, req Request, stores *objectStore
 		}
 		return data, err
 	}
-	reply, err := p.Process(ctx, req, src)
+	reply, err := p.process(ctx, req, src)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +141,7 @@ func (p *Pipeline) process(ctx context.Context, req Request, images imageSource)
 		return nil, err
 	}
 	reply := newReply(req.ID, req.Endpoint, info.Format, res, req.Include.has(PartObjectMasks))
+	reply.Reference = req.Reference
 	reply.clock = clock
 	clock.Lap("reply objects")
 	if req.Endpoint.plans() {

@@ -24,7 +24,6 @@ import (
 
 	"paliprompt/core"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -78,6 +77,8 @@ type Plugin struct {
 	// onPublished, when set, is called after a result event is stored and
 	// before the reference is acked: tests stop the plugin there.
 	onPublished func(id string)
+	// refused are the permissions the server refused on the connection.
+	refused *refusals
 }
 
 // New builds a plugin: the grounders and the pipeline. It connects to
@@ -120,6 +121,7 @@ func New(cfg Config, deps Deps) (*Plugin, error) {
 		cfg: cfg, deps: deps, log: deps.Log, pipe: pipe,
 		ready:   make(chan struct{}),
 		closers: []any{model, counter},
+		refused: &refusals{},
 	}, nil
 }
 
@@ -191,22 +193,25 @@ func (p *Plugin) URL() string {
 // lets in-flight work finish within queue.shutdown_grace and leaves the
 // rest to redelivery.
 func (p *Plugin) Serve(ctx context.Context) error {
-	url := p.cfg.NATS.URL
+	url, natsCfg := p.cfg.NATS.URL, p.cfg.NATS
 	var extra []nats.Option
 	if url == "" {
-		srv, err := startEmbedded(p.cfg, p.log)
+		emb, err := startEmbedded(p.cfg, p.log)
 		if err != nil {
 			return err
 		}
 		defer func() {
-			srv.Shutdown()
-			srv.WaitForShutdown()
+			emb.srv.Shutdown()
+			emb.srv.WaitForShutdown()
 		}()
-		url = srv.ClientURL()
-		p.announce(srv)
-		extra = append(extra, nats.InProcessServer(srv))
+		url = emb.clientURL(p.cfg.NATS.Embedded)
+		p.announce(url)
+		// paliprompt's own connection is in-process (no TLS needed), with
+		// its own nkey: the [nats] credentials are for an external server.
+		natsCfg = natsCfg.withoutCredentials()
+		extra = emb.connect
 	}
-	nc, err := connect(ctx, url, p.cfg.NATS, p.log, extra...)
+	nc, err := connect(ctx, connectURL(url), natsCfg, p.log, p.refused, extra...)
 	if err != nil {
 		return err
 	}
@@ -218,13 +223,9 @@ func (p *Plugin) Serve(ctx context.Context) error {
 	p.url, p.nc, p.cancelWork = url, nc, cancelWork
 	p.mu.Unlock()
 
-	svc, bus, err := p.start(ctx, work, nc)
+	svc, bus, err := p.startChecked(ctx, work, nc)
 	if err != nil {
 		return err
-	}
-	// Ready means the endpoints' subscriptions are live on the server.
-	if err := nc.FlushTimeout(10 * time.Second); err != nil {
-		return fmt.Errorf("flush subscriptions: %w", err)
 	}
 	close(p.ready)
 	p.log.Info("paliprompt ready", "nats", redact(url), "service", p.cfg.Service.Name, "version", p.deps.Version,
@@ -251,10 +252,54 @@ func joinEndpoints() string {
 }
 
 // announce prints the URL to use with the nats CLI.
-func (p *Plugin) announce(srv *server.Server) {
-	url := srv.ClientURL()
+func (p *Plugin) announce(url string) {
+	e := p.cfg.NATS.Embedded
 	fmt.Fprintf(p.deps.Out, "embedded NATS server with JetStream at %s (store: %s)\n", url, p.cfg.StoreDir())
-	fmt.Fprintf(p.deps.Out, "nats CLI: nats --server %s micro info %s\n", url, p.cfg.Service.Name)
+	login := ""
+	switch {
+	case len(e.Users) > 0:
+		login = " --user NAME --password PASSWORD"
+	case e.Token != "":
+		login = " --token TOKEN"
+	case len(e.Nkeys) > 0:
+		login = " --nkey SEED-FILE"
+	}
+	if e.TLSCA != "" {
+		login += " --tlscert CERT --tlskey KEY"
+	}
+	if e.TLSCert != "" {
+		login += " --tlsca CA"
+	}
+	fmt.Fprintf(p.deps.Out, "nats CLI: nats --server %s%s micro info %s\n", url, login, p.cfg.Service.Name)
+}
+
+// startChecked starts the service and the event bus, stopping at the
+// first permission the server refuses (a JetStream request would only
+// time out) and after the subscriptions are confirmed: a refused
+// subscription is reported before the PONG that ends the flush.
+func (p *Plugin) startChecked(ctx, work context.Context, nc *nats.Conn) (*service, *eventBus, error) {
+	startCtx, refuse := context.WithCancelCause(ctx)
+	defer refuse(nil)
+	stop := p.refused.watch(func(err error) { refuse(refusedError(err)) })
+	defer stop()
+	svc, bus, err := p.start(startCtx, work, nc)
+	if err == nil {
+		// Ready means the endpoints' subscriptions are live on the server.
+		if err = nc.FlushTimeout(10 * time.Second); err != nil {
+			err = fmt.Errorf("flush subscriptions: %w", err)
+		} else if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) {
+			err = refusedError(last)
+		}
+	}
+	// A refusal fails the start even when the request it hit did not
+	// (a refused subscription, a clean-up request).
+	if cause := context.Cause(startCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	if err != nil && svc != nil {
+		_ = svc.stop()
+	}
+	return svc, bus, err
 }
 
 // start opens the object store, the micro service and the event bus.
@@ -271,14 +316,18 @@ func (p *Plugin) start(ctx, work context.Context, nc *nats.Conn) (*service, *eve
 		p.log.Warn("no object store: image_object requests will fail and large masks cannot be stored", "err", err)
 		objects = nil
 	}
-	svc, err := startService(work, p.cfg, p.deps.Version, nc, p.pipe, objects, p.log)
+	var events *eventCounts // shown in the service stats when the bus runs
+	if p.cfg.Events.Enabled {
+		events = &eventCounts{}
+	}
+	svc, err := startService(work, p.cfg, p.deps.Version, nc, p.pipe, objects, events, p.refused, p.log)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !p.cfg.Events.Enabled {
 		return svc, nil, nil
 	}
-	bus, err := setupEventBus(ctx, js, p.cfg, p.pipe, objects, int(nc.MaxPayload()), p.log)
+	bus, err := setupEventBus(ctx, js, p.cfg, p.pipe, objects, int(nc.MaxPayload()), events, p.log)
 	if err != nil {
 		_ = svc.stop()
 		return nil, nil, err

@@ -186,7 +186,13 @@ func TestCheck(t *testing.T) {
 		lines []string
 	}{
 		{"embedded", func(c *Config) { c.NATS.URL = ""; c.NATS.Embedded.Port = -1 }, false,
-			[]string{"ok    NATS", "embedded server will listen on 127.0.0.1 (a free port)", "info  model", "ok    mask decoder"}},
+			[]string{"ok    NATS", "embedded server will listen on 127.0.0.1 (a free port)", "info  listening     127.0.0.1, port any free one (this machine only)",
+				"info  auth          off", "info  TLS           off", "info  model", "ok    mask decoder"}},
+		{"embedded with logins and TLS", func(c *Config) {
+			c.NATS.URL, c.NATS.Embedded.Port, c.NATS.Embedded.Host = "", -1, "0.0.0.0"
+			c.NATS.Embedded.Users, c.NATS.Embedded.TLSCert, c.NATS.Embedded.TLSKey = []string{"app:secret"}, "server.pem", "server-key.pem"
+		}, false, []string{"info  listening     0.0.0.0, port any free one (reachable from other machines)",
+			"info  auth          on: 1 user(s) with passwords (app)", "info  TLS           on (server certificate server.pem)"}},
 		{"external", func(c *Config) {}, false, []string{"JetStream available"}},
 		{"unreachable", func(c *Config) { c.NATS.URL = "nats://127.0.0.1:1" }, true, []string{"FAIL  NATS", "connect to nats://127.0.0.1:1"}},
 		{"model without grounder", func(c *Config) { c.Model.Dir = "models/x" }, true, []string{"FAIL  model", "no model grounder"}},

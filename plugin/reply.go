@@ -26,15 +26,19 @@ const Schema = "paliprompt.v1"
 // Field order is the order in the JSON: what the grounder found first, then
 // what the later stages made of it.
 type Reply struct {
-	Schema  string         `json:"schema"`
-	ID      string         `json:"id"`
-	Task    Endpoint       `json:"task"`
-	Image   ImageInfo      `json:"image"`
-	Caption string         `json:"caption"`
-	Objects []ReplyObject  `json:"objects"`
-	Answers []ReplyAnswer  `json:"answers,omitempty"`
-	Skipped []ReplySkipped `json:"skipped"`
-	Outputs core.Outputs   `json:"outputs"`
+	Schema string `json:"schema"`
+	ID     string `json:"id"`
+	// Reference identifies the event-bus reference a result answers: two
+	// results for one id tell apart by it (the higher sequence is the
+	// newer reference). Absent in request/reply answers.
+	Reference *Reference     `json:"reference,omitempty"`
+	Task      Endpoint       `json:"task"`
+	Image     ImageInfo      `json:"image"`
+	Caption   string         `json:"caption"`
+	Objects   []ReplyObject  `json:"objects"`
+	Answers   []ReplyAnswer  `json:"answers,omitempty"`
+	Skipped   []ReplySkipped `json:"skipped"`
+	Outputs   core.Outputs   `json:"outputs"`
 	// Layout, SDXL, Masks and Preview are filled by the layouts and sdxl
 	// stages (generate and layout requests only).
 	Layout *layouts.Layout `json:"layout,omitempty"`
@@ -186,9 +190,10 @@ func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
 // ReplyError is the payload of a failure event.
 type ReplyError struct {
-	Schema string `json:"schema"`
-	ID     string `json:"id"`
-	Error  struct {
+	Schema    string     `json:"schema"`
+	ID        string     `json:"id"`
+	Reference *Reference `json:"reference,omitempty"`
+	Error     struct {
 		Code        int    `json:"code"`
 		Description string `json:"description"`
 	} `json:"error"`
@@ -196,8 +201,8 @@ type ReplyError struct {
 	Deliveries uint64 `json:"deliveries,omitempty"`
 }
 
-func newReplyError(id string, code int, desc string, deliveries uint64) ReplyError {
-	r := ReplyError{Schema: Schema, ID: id, Deliveries: deliveries}
+func newReplyError(id string, ref *Reference, code int, desc string, deliveries uint64) ReplyError {
+	r := ReplyError{Schema: Schema, ID: id, Reference: ref, Deliveries: deliveries}
 	r.Error.Code, r.Error.Description = code, desc
 	return r
 }
@@ -303,6 +308,16 @@ func (r *Reply) blobs() []*Blob {
 		out = append(out, r.Preview)
 	}
 	return out
+}
+
+// objectPrefix is where the reply's PNGs go in the results bucket:
+// <id>/, or <id>/<sequence>/ for an event-bus result, so that a second
+// reference with the same id does not overwrite the first one's PNGs.
+func (r *Reply) objectPrefix() string {
+	if r.Reference != nil {
+		return fmt.Sprintf("%s/%d/", r.ID, r.Reference.Sequence)
+	}
+	return r.ID + "/"
 }
 
 // nameBlobs gives every PNG of the reply its file name: object-<i>-binary.png

@@ -113,24 +113,34 @@ type Request struct {
 	// planDir is the folder of a plan file (`paliprompt run -verify`),
 	// where its mask files are.
 	planDir string
+	// Reference is the event-bus message the request came in (nil for
+	// request/reply and files); its reply carries it.
+	Reference *Reference
 }
 
 // requestLimits bound what decodeRequest accepts.
 type requestLimits struct {
-	MaxImageBytes int64
-	MaxObjects    int
-	MaxTextBytes  int64
-	MaxTimeout    time.Duration
-	MaxPixels     int
+	MaxImageBytes   int64
+	MaxObjects      int
+	MaxTextBytes    int64
+	MaxPlaceEntries int
+	MaxJSONDepth    int
+	MaxHeaderBytes  int64
+	MaxTimeout      time.Duration
+	MaxPixels       int
 }
 
 func limitsOf(cfg Config) requestLimits {
+	l := cfg.Limits
 	return requestLimits{
-		MaxImageBytes: int64(cfg.Limits.MaxImageBytes),
-		MaxObjects:    cfg.Limits.MaxObjects,
-		MaxTextBytes:  int64(cfg.Limits.MaxTextBytes),
-		MaxTimeout:    time.Duration(cfg.Queue.MaxTimeout),
-		MaxPixels:     cfg.MaxPixels(),
+		MaxImageBytes:   int64(l.MaxImageBytes),
+		MaxObjects:      l.MaxObjects,
+		MaxTextBytes:    int64(l.MaxTextBytes),
+		MaxPlaceEntries: l.MaxPlaceEntries,
+		MaxJSONDepth:    l.MaxJSONDepth,
+		MaxHeaderBytes:  int64(l.MaxHeaderBytes),
+		MaxTimeout:      time.Duration(cfg.Queue.MaxTimeout),
+		MaxPixels:       cfg.MaxPixels(),
 	}
 }
 
@@ -187,6 +197,9 @@ func JSONFields() []string {
 // bytes.
 func decodeRequest(ep Endpoint, header nats.Header, body []byte, lim requestLimits) (Request, error) {
 	req := Request{Endpoint: ep, Args: core.PrefixArgs{Lang: core.ArgLang.Default}, clock: core.NewStopwatch()}
+	if n := headerBytes(header); n > lim.MaxHeaderBytes {
+		return Request{}, core.Errorf(core.ErrTooLarge, "headers are %d bytes, limit is %d (limits.max_header_bytes)", n, lim.MaxHeaderBytes)
+	}
 	if err := applyHeaders(&req, header, lim); err != nil {
 		return Request{}, err
 	}
@@ -211,6 +224,53 @@ func decodeRequest(ep Endpoint, header nats.Header, body []byte, lim requestLimi
 	}
 	req.clock.Lap("request decoding")
 	return req, nil
+}
+
+// headerBytes is the size of a message's headers, names and values.
+func headerBytes(h nats.Header) int64 {
+	var n int64
+	for k, vs := range h {
+		for _, v := range vs {
+			n += int64(len(k) + len(v))
+		}
+	}
+	return n
+}
+
+// jsonDepth is the deepest nesting of objects and arrays in a JSON text,
+// counted up to limit+1 (it stops there): checked before decoding, so
+// that a deep document costs no more than reading it once.
+func jsonDepth(data []byte, limit int) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString:
+			// Skip to the next quote or backslash in one call: base64
+			// images are most of a large request.
+			j := bytes.IndexAny(data[i:], `"\`)
+			if j < 0 {
+				return deepest
+			}
+			i += j
+			if data[i] == '\\' {
+				i++
+			} else {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > deepest {
+				if deepest = depth; deepest > limit {
+					return deepest
+				}
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // isJSON: Content-Type application/json, or a body that opens a JSON
@@ -289,6 +349,9 @@ func decodeJSON(req *Request, body []byte, lim requestLimits) error {
 	// base64 grows the image by 4/3; the texts and the rest are small.
 	if max := lim.MaxImageBytes/3*4 + 4 + 3*lim.MaxTextBytes + 64<<10; int64(len(body)) > max {
 		return core.Errorf(core.ErrTooLarge, "JSON request is %d bytes, limit is %d (an image of limits.max_image_bytes in base64, plus text)", len(body), max)
+	}
+	if d := jsonDepth(body, lim.MaxJSONDepth); d > lim.MaxJSONDepth {
+		return core.Errorf(core.ErrBadRequest, "JSON request nests more than %d objects or arrays deep (limits.max_json_depth)", lim.MaxJSONDepth)
 	}
 	fields, err := splitJSON(body)
 	if err != nil {
@@ -618,6 +681,9 @@ func validateRequest(req *Request, lim requestLimits) error {
 		return err
 	}
 	req.Args.Objects = objects
+	if n := len(req.Place.Moves); n > lim.MaxPlaceEntries {
+		return core.Errorf(core.ErrBadRequest, "%d placement moves, limit is %d (limits.max_place_entries)", n, lim.MaxPlaceEntries)
+	}
 	if err := checkTexts(req, lim); err != nil {
 		return err
 	}
@@ -648,6 +714,11 @@ func checkTexts(req *Request, lim requestLimits) error {
 	for _, name := range core.TaskNames(nil) {
 		if n := int64(len(req.Outputs[name])); n > lim.MaxTextBytes {
 			return core.Errorf(core.ErrTooLarge, "%s text is %d bytes, limit is %d (limits.max_text_bytes)", name, n, lim.MaxTextBytes)
+		}
+	}
+	for name, v := range map[string]string{"sdxl.positive": req.SDXL.Positive, "sdxl.negative": req.SDXL.Negative} {
+		if n := int64(len(v)); n > lim.MaxTextBytes {
+			return core.Errorf(core.ErrTooLarge, "%s is %d bytes, limit is %d (limits.max_text_bytes)", name, n, lim.MaxTextBytes)
 		}
 	}
 	for name, v := range req.Args.Text {

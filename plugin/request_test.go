@@ -18,6 +18,7 @@ import (
 
 var testLimits = requestLimits{
 	MaxImageBytes: 1 << 10, MaxObjects: 3, MaxTextBytes: 256, MaxTimeout: time.Minute, MaxPixels: 1_000_000,
+	MaxPlaceEntries: 4, MaxJSONDepth: 8, MaxHeaderBytes: 1 << 10,
 }
 
 func TestDecodeRequest(t *testing.T) {
@@ -159,7 +160,8 @@ func FuzzDecodeRequest(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.task, s.contentType, s.objs, s.id, s.timeout, []byte(s.body))
 	}
-	lim := requestLimits{MaxImageBytes: 4 << 10, MaxObjects: 16, MaxTextBytes: 1 << 10, MaxTimeout: time.Minute, MaxPixels: 50_000_000}
+	lim := requestLimits{MaxImageBytes: 4 << 10, MaxObjects: 16, MaxTextBytes: 1 << 10, MaxTimeout: time.Minute, MaxPixels: 50_000_000,
+		MaxPlaceEntries: 32, MaxJSONDepth: 16, MaxHeaderBytes: 16 << 10}
 	f.Fuzz(func(t *testing.T, taskIndex byte, contentType, objects, id, timeout string, body []byte) {
 		task := Endpoints()[int(taskIndex)%len(Endpoints())]
 		header := nats.Header{}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"paliprompt/core"
 
@@ -31,6 +32,9 @@ type service struct {
 	work     context.Context
 	inflight sync.WaitGroup
 	counts   map[Endpoint]*endpointCounts
+	events   *eventCounts // nil without the event bus
+	refused  *refusals
+	busy     busyLog
 }
 
 // endpointCounts are an endpoint's own counters: micro's counters only see
@@ -46,10 +50,19 @@ type EndpointStats struct {
 	Requests  int64  `json:"requests"`
 	Errors    int64  `json:"errors"`
 	LastError string `json:"last_error,omitempty"`
+	// Events is the event bus's part (absent when it is off): the same in
+	// every endpoint, like the queue.
+	Events *EventStats `json:"events,omitempty"`
+	// PermissionsRefused are the permission violations the NATS server
+	// reported on paliprompt's connection (distinct, the first 32), and
+	// how many there were in all.
+	PermissionsRefused      []string `json:"permissions_refused,omitempty"`
+	PermissionsRefusedCount int64    `json:"permissions_refused_count"`
 }
 
-func startService(work context.Context, cfg Config, version string, nc *nats.Conn, pipe *Pipeline, objects *objectStores, log *slog.Logger) (*service, error) {
-	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work, counts: map[Endpoint]*endpointCounts{}}
+func startService(work context.Context, cfg Config, version string, nc *nats.Conn, pipe *Pipeline, objects *objectStores, events *eventCounts, refused *refusals, log *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, version: version, nc: nc, pipe: pipe, objects: objects, log: log, work: work,
+		counts: map[Endpoint]*endpointCounts{}, events: events, refused: refused}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:         cfg.Service.Name,
 		Version:      version,
@@ -77,7 +90,8 @@ func startService(work context.Context, cfg Config, version string, nc *nats.Con
 }
 
 func (s *service) stats(e *micro.Endpoint) any {
-	st := EndpointStats{PipelineStats: s.pipe.Stats()}
+	st := EndpointStats{PipelineStats: s.pipe.Stats(), Events: s.events.stats()}
+	st.PermissionsRefused, st.PermissionsRefusedCount = s.refused.list()
 	if c, ok := s.counts[Endpoint(e.Name)]; ok {
 		st.Requests, st.Errors = c.requests.Load(), c.errors.Load()
 		st.LastError, _ = c.lastError.Load().(string)
@@ -92,7 +106,8 @@ func (s *service) handler(ep Endpoint) micro.Handler {
 		counts.requests.Add(1)
 		release, err := s.pipe.queue.tryAdmit()
 		if err != nil {
-			s.replyError(r, counts, "", err)
+			s.busy.note(s.log)
+			s.answerError(r, counts, "", err)
 			return
 		}
 		s.inflight.Add(1)
@@ -126,20 +141,55 @@ func (s *service) serve(ep Endpoint, r micro.Request, counts *endpointCounts) {
 // description that names the problem, and the same as a JSON body.
 func (s *service) replyError(r micro.Request, counts *endpointCounts, id string, err error) {
 	code, desc := core.Code(err), core.Describe(err)
-	counts.errors.Add(1)
-	counts.lastError.Store(desc)
 	level := slog.LevelInfo
 	if code >= 500 {
 		level = slog.LevelWarn
 	}
 	s.log.Log(context.Background(), level, "request failed", "subject", r.Subject(), "id", id, "code", code, "err", desc)
-	body, _ := marshalJSON(newReplyError(id, code, desc, 0))
+	s.answerError(r, counts, id, err)
+}
+
+// answerError is replyError without the log line (refusals of a full
+// queue are logged by busyLog instead).
+func (s *service) answerError(r micro.Request, counts *endpointCounts, id string, err error) {
+	code, desc := core.Code(err), core.Describe(err)
+	counts.errors.Add(1)
+	counts.lastError.Store(desc)
+	body, _ := marshalJSON(newReplyError(id, nil, code, desc, 0))
 	header := nats.Header{
 		micro.ErrorHeader:     {desc},
 		micro.ErrorCodeHeader: {strconv.Itoa(code)},
 		"Content-Type":        {"application/json"},
 	}
 	s.send(r, &nats.Msg{Data: body, Header: header})
+}
+
+// busyLog logs refusals of a full queue as a count per interval: a flood
+// of requests is thousands of refusals a second, and a line each would
+// cost more than the refusal itself.
+type busyLog struct {
+	mu      sync.Mutex
+	refused int64
+	since   time.Time
+}
+
+// busyLogEvery is how often refusals are summed up in the log.
+const busyLogEvery = 10 * time.Second
+
+func (b *busyLog) note(log *slog.Logger) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if b.since.IsZero() {
+		log.Warn("queue full: refusing requests with 503 (queue.size); refusals are counted here every 10s while they last")
+		b.since = now
+		return
+	}
+	b.refused++
+	if now.Sub(b.since) >= busyLogEvery {
+		log.Warn("queue full: requests refused with 503", "refused", b.refused, "in", now.Sub(b.since).Round(time.Second))
+		b.refused, b.since = 0, now
+	}
 }
 
 // send publishes a reply to the request's reply subject. Replies are sent

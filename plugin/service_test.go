@@ -351,7 +351,13 @@ func queueDepth(t testing.TB, nc *nats.Conn) int {
 // waitFor polls cond every 10ms for up to 10s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitLong(t, 10*time.Second, what, cond)
+}
+
+// waitLong is waitFor for up to limit.
+func waitLong(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -43,10 +43,13 @@ type PlanJSON struct {
 // VerifyReply is the answer to a verify request: the report of package
 // verify, and what the grounder found on the generated image.
 type VerifyReply struct {
-	Schema string    `json:"schema"`
-	ID     string    `json:"id"`
-	Task   Endpoint  `json:"task"`
-	Image  ImageInfo `json:"image"`
+	Schema string `json:"schema"`
+	ID     string `json:"id"`
+	// Reference identifies the event-bus message of a generated image
+	// (absent in request/reply answers), as in Reply.
+	Reference *Reference `json:"reference,omitempty"`
+	Task      Endpoint   `json:"task"`
+	Image     ImageInfo  `json:"image"`
 	// PlanID is the plan's id when the request named one.
 	PlanID string `json:"plan_id,omitempty"`
 	verify.Report
@@ -98,7 +101,7 @@ func (p *Pipeline) verifyRequest(ctx context.Context, req Request, src planSourc
 	if err != nil {
 		return nil, err
 	}
-	r := &VerifyReply{Schema: Schema, ID: req.ID, Task: EndpointVerify, Image: ImageInfo{Width: res.Width, Height: res.Height, Format: info.Format},
+	r := &VerifyReply{Schema: Schema, ID: req.ID, Reference: req.Reference, Task: EndpointVerify, Image: ImageInfo{Width: res.Width, Height: res.Height, Format: info.Format},
 		PlanID: req.PlanID, Report: verify.Check(p.cfg.Verify, plan, res), Found: []ReplyObject{}, Outputs: core.Outputs{}, Notes: notes}
 	for _, o := range res.Objects {
 		r.Found = append(r.Found, ReplyObject{Label: o.Label, Box: boxArray(o.Box), BoxNorm: boxArray(o.BoxNorm), Source: o.Source})
