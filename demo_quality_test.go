@@ -192,10 +192,20 @@ func requestGenerate(nc *nats.Conn, cfg plugin.Config, msg *nats.Msg) (*plugin.R
 // publishReference puts a reference on the event bus and waits for its
 // result event.
 func publishReference(nc *nats.Conn, cfg plugin.Config, id string, msg *nats.Msg) (*plugin.Reply, error) {
-	ready := cfg.Events.ReadySubject + "." + id
-	failed := cfg.Events.FailedSubject + "." + id
+	msg.Subject = strings.TrimSuffix(cfg.Events.Subjects[0], ">") + id
+	m, err := awaitEvent(nc, msg, id, cfg.Events.ReadySubject, cfg.Events.FailedSubject)
+	if err != nil {
+		return nil, err
+	}
+	return decodeReply(m)
+}
+
+// awaitEvent publishes msg to JetStream and waits for the event on
+// <ok>.<id>, or fails with the failure event on <failed>.<id>.
+func awaitEvent(nc *nats.Conn, msg *nats.Msg, id, ok, failed string) (*nats.Msg, error) {
+	ok, failed = ok+"."+id, failed+"."+id
 	got := make(chan *nats.Msg, 2)
-	for _, subject := range []string{ready, failed} {
+	for _, subject := range []string{ok, failed} {
 		sub, err := nc.ChanSubscribe(subject, got)
 		if err != nil {
 			return nil, err
@@ -208,18 +218,17 @@ func publishReference(nc *nats.Conn, cfg plugin.Config, id string, msg *nats.Msg
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), demoSceneDeadline)
 	defer cancel()
-	msg.Subject = strings.TrimSuffix(cfg.Events.Subjects[0], ">") + id
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return nil, fmt.Errorf("publish %s: %w", msg.Subject, err)
 	}
 	select {
-	case msg := <-got:
-		if msg.Subject == failed {
-			return nil, fmt.Errorf("failure event: %s", msg.Data)
+	case m := <-got:
+		if m.Subject == failed {
+			return nil, fmt.Errorf("failure event: %s", m.Data)
 		}
-		return decodeReply(msg)
+		return m, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("no result event for %s: %w", id, ctx.Err())
+		return nil, fmt.Errorf("no event for %s: %w", id, ctx.Err())
 	}
 }
 

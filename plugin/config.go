@@ -152,8 +152,12 @@ type EventsConfig struct {
 	Enabled bool `toml:"enabled"`
 	// Stream is the work-queue stream of references, created if absent.
 	Stream string `toml:"stream"`
-	// Subjects of Stream.
+	// Subjects of Stream: references (generate, layout).
 	Subjects []string `toml:"subjects"`
+	// GeneratedSubjects of Stream: generated images to verify against
+	// the plan of the reference with their id (or the plan they name).
+	// Empty: no verify on the event bus.
+	GeneratedSubjects []string `toml:"generated_subjects"`
 	// Consumer is the durable pull consumer shared by all instances.
 	Consumer string `toml:"consumer"`
 	// ResultsStream stores result and failure events, created if absent.
@@ -162,6 +166,8 @@ type EventsConfig struct {
 	// appended as the last token.
 	ReadySubject  string `toml:"ready_subject"`
 	FailedSubject string `toml:"failed_subject"`
+	// VerifiedSubject is the prefix of verify results.
+	VerifiedSubject string `toml:"verified_subject"`
 	// AckWait is how long the server waits for an ack before redelivering;
 	// long work sends InProgress every third of it.
 	AckWait Duration `toml:"ack_wait"`
@@ -259,19 +265,21 @@ func DefaultConfig() Config {
 			Description:   "Reference image to SDXL regional prompts (PaliGemma 2 grounding)",
 		},
 		Events: EventsConfig{
-			Enabled:         true,
-			Stream:          "AIVIZ_REFERENCES",
-			Subjects:        []string{"aiviz.reference.>"},
-			Consumer:        "paliprompt",
-			ResultsStream:   "AIVIZ_PROMPTS",
-			ReadySubject:    "aiviz.prompt.ready",
-			FailedSubject:   "aiviz.prompt.failed",
-			AckWait:         Duration(60 * time.Second),
-			MaxDeliver:      5,
-			NakDelay:        Duration(10 * time.Second),
-			Concurrency:     1,
-			DuplicateWindow: Duration(time.Hour),
-			ResultsMaxAge:   Duration(7 * 24 * time.Hour),
+			Enabled:           true,
+			Stream:            "AIVIZ_REFERENCES",
+			Subjects:          []string{"aiviz.reference.>"},
+			GeneratedSubjects: []string{"aiviz.generated.>"},
+			Consumer:          "paliprompt",
+			ResultsStream:     "AIVIZ_PROMPTS",
+			ReadySubject:      "aiviz.prompt.ready",
+			FailedSubject:     "aiviz.prompt.failed",
+			VerifiedSubject:   "aiviz.prompt.verified",
+			AckWait:           Duration(60 * time.Second),
+			MaxDeliver:        5,
+			NakDelay:          Duration(10 * time.Second),
+			Concurrency:       1,
+			DuplicateWindow:   Duration(time.Hour),
+			ResultsMaxAge:     Duration(7 * 24 * time.Hour),
 		},
 		Objects: ObjectsConfig{
 			ImagesBucket:    "paliprompt-images",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
 	"paliprompt/core"
@@ -202,10 +203,22 @@ func (e EventsConfig) validate(p problems, queueSize int) {
 	for _, s := range e.Subjects {
 		p.subject("events.subjects", s, true)
 	}
+	for _, g := range e.GeneratedSubjects {
+		p.subject("events.generated_subjects", g, true)
+		for _, s := range e.Subjects {
+			if server.SubjectsCollide(g, s) {
+				p.Add("events.generated_subjects", "%q overlaps events.subjects %q: a message must be either a reference or a generated image", g, s)
+			}
+		}
+	}
 	p.subject("events.ready_subject", e.ReadySubject, false)
 	p.subject("events.failed_subject", e.FailedSubject, false)
+	p.subject("events.verified_subject", e.VerifiedSubject, false)
 	if e.ReadySubject == e.FailedSubject {
 		p.Add("events.failed_subject", "must differ from events.ready_subject")
+	}
+	if e.VerifiedSubject == e.ReadySubject || e.VerifiedSubject == e.FailedSubject {
+		p.Add("events.verified_subject", "must differ from events.ready_subject and events.failed_subject")
 	}
 	if e.AckWait < Duration(time.Second) {
 		p.Add("events.ack_wait", "%s is too short: use at least 1s", e.AckWait)

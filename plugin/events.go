@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"paliprompt/core"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -46,8 +48,8 @@ func setupEventBus(ctx context.Context, js jetstream.JetStream, cfg Config, pipe
 	ev := cfg.Events
 	refs, err := ensureStream(ctx, js, log, jetstream.StreamConfig{
 		Name:        ev.Stream,
-		Description: "Reference images for paliprompt (work queue)",
-		Subjects:    ev.Subjects,
+		Description: "Reference images for paliprompt, and generated images to verify (work queue)",
+		Subjects:    append(slices.Clone(ev.Subjects), ev.GeneratedSubjects...),
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 	})
@@ -57,7 +59,7 @@ func setupEventBus(ctx context.Context, js jetstream.JetStream, cfg Config, pipe
 	if _, err := ensureStream(ctx, js, log, jetstream.StreamConfig{
 		Name:        ev.ResultsStream,
 		Description: "paliprompt results and failures",
-		Subjects:    []string{ev.ReadySubject + ".>", ev.FailedSubject + ".>"},
+		Subjects:    resultSubjects(ev),
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      time.Duration(ev.ResultsMaxAge),
 		Duplicates:  time.Duration(ev.DuplicateWindow),
@@ -75,6 +77,20 @@ func setupEventBus(ctx context.Context, js jetstream.JetStream, cfg Config, pipe
 	}, nil
 }
 
+// resultSubjects are the subjects of the results stream: results,
+// failures and verify results.
+func resultSubjects(ev EventsConfig) []string {
+	out := []string{ev.ReadySubject + ".>", ev.FailedSubject + ".>"}
+	if len(ev.GeneratedSubjects) > 0 {
+		out = append(out, ev.VerifiedSubject+".>")
+	}
+	return out
+}
+
+// ensureStream opens a stream, creating it when absent. A stream that
+// lacks some of the subjects (made by an earlier version, or by hand) is
+// used as it is, with a warning that names them and how to add them:
+// paliprompt's least-privilege user may not edit streams.
 func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -84,6 +100,18 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger,
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", cfg.Name, err)
+	}
+	have := s.CachedInfo().Config.Subjects
+	var missing []string
+	for _, want := range cfg.Subjects {
+		if !slices.Contains(have, want) {
+			missing = append(missing, want)
+		}
+	}
+	if len(missing) > 0 {
+		log.Warn("stream lacks subjects paliprompt works on: messages published there are not stored",
+			"stream", cfg.Name, "missing", missing,
+			"fix", fmt.Sprintf("nats stream edit %s --subjects %s", cfg.Name, strings.Join(append(slices.Clone(have), missing...), " --subjects ")))
 	}
 	return s, nil
 }
@@ -169,9 +197,11 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// delivery is one reference as the event bus works on it.
+// delivery is one reference (or generated image) as the event bus works
+// on it.
 type delivery struct {
 	msg        jetstream.Msg
+	ep         Endpoint
 	id         string
 	ref        Reference
 	deliveries uint64
@@ -196,10 +226,19 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 	}
 	defer release()
 	// A reference is an image request (generate), or PaliGemma text with an
-	// image size (layout), as `paliprompt run` tells JSON files apart.
-	req, err := decodeRequest(fileEndpoint("", msg.Data()), msg.Headers(), msg.Data(), limitsOf(b.cfg))
+	// image size (layout), as `paliprompt run` tells JSON files apart; a
+	// generated image is a verify request, by default against the plan of
+	// the reference with its id.
+	d.ep = fileEndpoint("", msg.Data())
+	if b.generated(msg.Subject()) {
+		d.ep = EndpointVerify
+	}
+	req, err := decodeRequest(d.ep, msg.Headers(), msg.Data(), limitsOf(b.cfg))
 	d.id = b.eventID(req.ID, msg, d.ref.Sequence)
 	req.ID, req.Reference = d.id, &d.ref
+	if d.ep == EndpointVerify && req.Plan == nil && req.PlanID == "" {
+		req.PlanID = d.id
+	}
 	if err == nil {
 		err = b.process(work, d, req)
 	}
@@ -217,7 +256,7 @@ func (b *eventBus) handle(work context.Context, msg jetstream.Msg) {
 			b.log.Warn("result stored, but the ack failed: the reference will be redelivered and its result not stored twice", "id", d.id, "sequence", d.ref.Sequence, "err", err)
 			return
 		}
-		b.log.Info("reference done", "id", d.id, "sequence", d.ref.Sequence, "subject", msg.Subject())
+		b.log.Info("event done", "task", d.ep, "id", d.id, "sequence", d.ref.Sequence, "subject", msg.Subject())
 		return
 	}
 	b.fail(work, d, err)
@@ -229,7 +268,11 @@ func (b *eventBus) process(work context.Context, d *delivery, req Request) error
 	if err != nil {
 		return err
 	}
-	if err := b.publish(work, d, b.cfg.Events.ReadySubject, d.ref.MsgID(d.id), data); err != nil {
+	subject := b.cfg.Events.ReadySubject
+	if d.ep == EndpointVerify {
+		subject = b.cfg.Events.VerifiedSubject
+	}
+	if err := b.publish(work, d, subject, d.ref.MsgID(d.id), data); err != nil {
 		return err
 	}
 	b.counts.results.Add(1)
@@ -287,7 +330,9 @@ func (b *eventBus) fail(work context.Context, d *delivery, err error) {
 	if !kind.Permanent() {
 		desc = fmt.Sprintf("gave up after %d deliveries: %s", d.deliveries, desc)
 	}
-	data, _ := marshalJSON(newReplyError(id, &d.ref, code, desc, d.deliveries))
+	re := newReplyError(id, &d.ref, code, desc, d.deliveries)
+	re.Task = d.ep
+	data, _ := marshalJSON(re)
 	if perr := b.publish(work, d, b.cfg.Events.FailedSubject, d.ref.MsgID(id)+":failed", data); perr != nil {
 		_ = msg.NakWithDelay(time.Duration(b.cfg.Events.NakDelay))
 		b.log.Error("publish failure event; will retry", "id", id, "sequence", d.ref.Sequence, "err", perr)
@@ -295,7 +340,7 @@ func (b *eventBus) fail(work context.Context, d *delivery, err error) {
 	}
 	b.counts.failures.Add(1)
 	_ = msg.TermWithReason(desc)
-	b.log.Warn("reference failed", "id", id, "sequence", d.ref.Sequence, "code", code, "err", desc)
+	b.log.Warn("event failed", "task", d.ep, "id", id, "sequence", d.ref.Sequence, "code", code, "err", desc)
 }
 
 // eventCounts count what the event bus stored, for the service stats.
@@ -357,7 +402,7 @@ func (b *eventBus) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func(
 
 // eventID names a reference: its request id (JSON id or Paliprompt-Id),
 // else the subject's token after the stream's wildcard
-// (aiviz.reference.<id>), else its stream sequence. The id stays the
+// (aiviz.reference.<id>, aiviz.generated.<id>), else its stream sequence. The id stays the
 // same on every redelivery: it is part of the results' Nats-Msg-Id.
 func (b *eventBus) eventID(reqID string, msg jetstream.Msg, seq uint64) string {
 	if reqID != "" {
@@ -366,7 +411,7 @@ func (b *eventBus) eventID(reqID string, msg jetstream.Msg, seq uint64) string {
 	if h := strings.TrimSpace(msg.Headers().Get(HeaderID)); idRe.MatchString(h) {
 		return h
 	}
-	for _, s := range b.cfg.Events.Subjects {
+	for _, s := range append(slices.Clone(b.cfg.Events.Subjects), b.cfg.Events.GeneratedSubjects...) {
 		prefix := strings.TrimRight(s, ">*")
 		if prefix == s || strings.ContainsAny(prefix, "*>") || !strings.HasPrefix(msg.Subject(), prefix) {
 			continue
@@ -377,4 +422,9 @@ func (b *eventBus) eventID(reqID string, msg jetstream.Msg, seq uint64) string {
 		}
 	}
 	return fmt.Sprintf("%s-%d", strings.ToLower(b.cfg.Events.Stream), seq)
+}
+
+// generated reports whether a subject is one of generated images.
+func (b *eventBus) generated(subject string) bool {
+	return slices.ContainsFunc(b.cfg.Events.GeneratedSubjects, func(f string) bool { return server.SubjectMatchesFilter(subject, f) })
 }

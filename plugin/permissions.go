@@ -98,8 +98,8 @@ func NeededPermissions(cfg Config, create bool) Permissions {
 			// replies allowed as responses are one per message, and long
 			// work sends "in progress" before its ack.
 			"$JS.ACK."+ev.Stream+"."+ev.Consumer+".>",
-			ev.ReadySubject+".>", ev.FailedSubject+".>",
 		)
+		p.Publish = append(p.Publish, resultSubjects(ev)...)
 	}
 	if create {
 		for _, s := range streams {

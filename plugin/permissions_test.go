@@ -201,11 +201,12 @@ func createAhead(t *testing.T, js jetstream.JetStream, cfg Config) {
 	t.Helper()
 	ctx := context.Background()
 	ev := cfg.Events
-	refs, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: ev.Stream, Subjects: ev.Subjects, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+	refs, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: ev.Stream, Subjects: append(slices.Clone(ev.Subjects), ev.GeneratedSubjects...),
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: ev.ResultsStream, Subjects: []string{ev.ReadySubject + ".>", ev.FailedSubject + ".>"},
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: ev.ResultsStream, Subjects: resultSubjects(ev),
 		MaxAge: time.Duration(ev.ResultsMaxAge), Duplicates: time.Duration(ev.DuplicateWindow), Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}

@@ -193,7 +193,10 @@ type ReplyError struct {
 	Schema    string     `json:"schema"`
 	ID        string     `json:"id"`
 	Reference *Reference `json:"reference,omitempty"`
-	Error     struct {
+	// Task is what the event was for: "generate" or "layout" (a
+	// reference), "verify" (a generated image). Absent in replies.
+	Task  Endpoint `json:"task,omitempty"`
+	Error struct {
 		Code        int    `json:"code"`
 		Description string `json:"description"`
 	} `json:"error"`

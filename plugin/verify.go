@@ -78,6 +78,11 @@ func (p *Pipeline) verifyRequest(ctx context.Context, req Request, src planSourc
 	if clock == nil {
 		clock = core.NewStopwatch()
 	}
+	img, info, err := p.loadImage(ctx, req, src)
+	if err != nil {
+		return nil, err
+	}
+	clock.Lap("image decoding")
 	pj, err := p.requestPlan(ctx, req, src)
 	if err != nil {
 		return nil, err
@@ -86,17 +91,12 @@ func (p *Pipeline) verifyRequest(ctx context.Context, req Request, src planSourc
 	if len(plan.Objects) == 0 {
 		return nil, core.Errorf(core.ErrBadRequest, "the plan has no objects to look for")
 	}
-	clock.Lap("plan")
-	img, info, err := p.loadImage(ctx, req, src)
-	if err != nil {
-		return nil, err
-	}
 	greq := grounding.Request{Image: img, Width: info.Width, Height: info.Height, Outputs: req.Outputs,
 		Args: core.PrefixArgs{Lang: req.Args.Lang, Objects: plan.Labels()}, Tasks: []core.TaskName{core.TaskDetect}}
 	if plan.Segmented() {
 		greq.Tasks = append(greq.Tasks, core.TaskSegment)
 	}
-	clock.Lap("image decoding")
+	clock.Lap("plan")
 	res, err := p.ground(ctx, req, clock, greq)
 	if err != nil {
 		return nil, err

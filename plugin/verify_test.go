@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -226,5 +227,58 @@ func TestRunVerify(t *testing.T) {
 	}
 	if !strings.Contains(summary.String(), "verify") || !strings.Contains(summary.String(), "pass (score") {
 		t.Errorf("summary:\n%s", summary.String())
+	}
+}
+
+// TestVerifyOnTheEventBus: a generated image published on
+// aiviz.generated.<id> is checked against the plan of reference <id> and
+// its result stored on aiviz.prompt.verified.<id>; one that names another
+// plan, an unknown plan and a bad image get their result or a failure
+// event, and the work queue empties.
+func TestVerifyOnTheEventBus(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	fastStages(&cfg)
+	startPlugin(t, cfg, Deps{})
+	nc := connectClient(t, srv.ClientURL())
+	js := newJS(t, nc)
+
+	detect := "<loc0100><loc0050><loc0500><loc0400> cat ; <loc0500><loc0600><loc0950><loc0980> dog"
+	publishReference(t, js, "aiviz.reference.scene-1", jsonHeader, jsonBody(t, map[string]any{
+		"image_b64": b64(scenePNG(t, 320, 240)), "caption": "a cat and a dog", "detect": detect,
+	}))
+	waitFor(t, "the reference's result", func() bool { return streamMsgs(t, js, "AIVIZ_PROMPTS") == 1 })
+	var plan Reply
+	if err := json.Unmarshal(resultEvents(t, js)[0].data, &plan); err != nil {
+		t.Fatal(err)
+	}
+	cat, dog := plan.Layout.Objects[0].Placed, plan.Layout.Objects[1].Placed
+	generated := func(detect string, extra map[string]any) []byte {
+		body := map[string]any{"image_b64": b64(scenePNG(t, 256, 256)), "detect": detect}
+		maps.Copy(body, extra)
+		return jsonBody(t, body)
+	}
+	publishReference(t, js, "aiviz.generated.scene-1", jsonHeader, generated(locText("cat", cat)+" ; "+locText("dog", dog), nil))
+	publishReference(t, js, "aiviz.generated.render-7", jsonHeader, generated(locText("dog", cat)+" ; "+locText("cat", dog), map[string]any{"plan_id": "scene-1"}))
+	publishReference(t, js, "aiviz.generated.never-planned", jsonHeader, generated(locText("cat", cat), nil))
+	publishReference(t, js, "aiviz.generated.bad-1", nil, []byte("not an image"))
+
+	waitFor(t, "5 events", func() bool { return streamMsgs(t, js, "AIVIZ_PROMPTS") == 5 })
+	waitFor(t, "the work queue to empty", func() bool { return streamMsgs(t, js, "AIVIZ_REFERENCES") == 0 })
+	got := map[string]event{}
+	for _, e := range resultEvents(t, js) {
+		got[e.subject] = e
+	}
+	for subject, want := range map[string]bool{"aiviz.prompt.verified.scene-1": true, "aiviz.prompt.verified.render-7": false} {
+		var r VerifyReply
+		if err := json.Unmarshal(got[subject].data, &r); err != nil || r.Task != EndpointVerify || r.PlanID != "scene-1" || r.Pass != want || r.Reference == nil {
+			t.Errorf("%s: pass %v, want %v: %s (%v)", subject, r.Pass, want, got[subject].data, err)
+		}
+	}
+	for subject, code := range map[string]int{"aiviz.prompt.failed.never-planned": 404, "aiviz.prompt.failed.bad-1": 415} {
+		var f ReplyError
+		if err := json.Unmarshal(got[subject].data, &f); err != nil || f.Error.Code != code || f.Task != EndpointVerify {
+			t.Errorf("%s: %s (%v), want code %d", subject, got[subject].data, err, code)
+		}
 	}
 }

@@ -12,11 +12,12 @@
 # is on PATH.
 set -euo pipefail
 
-# [events] stream, subjects: references, a work queue.
-nats stream add AIVIZ_REFERENCES --defaults --subjects 'aiviz.reference.>' \
+# [events] stream, subjects and generated_subjects: references and generated
+# images, a work queue.
+nats stream add AIVIZ_REFERENCES --defaults --subjects 'aiviz.reference.>' --subjects 'aiviz.generated.>' \
   --retention work --storage file --description 'Reference images for paliprompt (work queue)'
-# [events] results_stream: results and failures; results_max_age, duplicate_window.
-nats stream add AIVIZ_PROMPTS --defaults --subjects 'aiviz.prompt.ready.>' --subjects 'aiviz.prompt.failed.>' \
+# [events] results_stream: results, failures and verify results; results_max_age, duplicate_window.
+nats stream add AIVIZ_PROMPTS --defaults --subjects 'aiviz.prompt.ready.>' --subjects 'aiviz.prompt.failed.>' --subjects 'aiviz.prompt.verified.>' \
   --retention limits --storage file --max-age 168h --dupe-window 1h --description 'paliprompt results and failures'
 # [events] consumer: durable, pulled by every instance; ack_wait, max_deliver.
 nats consumer add AIVIZ_REFERENCES paliprompt --defaults --pull --ack explicit --deliver all \
