@@ -63,16 +63,19 @@ check "image_object request" bash -c "nats req paliprompt.v1.generate --force-st
   < examples/requests/generate-house-object.json | jq -e '.image == {width: 800, height: 600, format: \"png\"}'"
 
 # Event bus
-nats sub 'aiviz.prompt.>' --count 3 >"$work/sub.txt" 2>&1 &
+nats sub 'aiviz.prompt.>' --count 4 >"$work/sub.txt" 2>&1 &
 sub=$!
 sleep 0.5
 check "publish a reference" nats pub aiviz.reference.two-shapes --force-stdin --no-templates -J < examples/requests/generate-two-shapes.json
 check "publish a layout reference" bash -c "nats pub aiviz.reference.any --force-stdin --no-templates -J < examples/requests/layout-two-shapes.json"
+check "publish a generated image" bash -c "jq '{image_b64, detect}' examples/requests/generate-two-shapes.json \
+  | nats pub aiviz.generated.two-shapes --force-stdin --no-templates -J"
 check "publish a bad reference" bash -c "echo 'not an image' | nats pub aiviz.reference.bad-1 --force-stdin --no-templates -J"
 for _ in $(seq 50); do kill -0 "$sub" 2>/dev/null || break; sleep 0.2; done
 kill "$sub" 2>/dev/null || true
-check "sub saw the results and the failure" bash -c "grep -q 'aiviz.prompt.ready.two-shapes' $work/sub.txt && grep -q 'aiviz.prompt.ready.layout-two-shapes' $work/sub.txt && grep -q 'aiviz.prompt.failed.bad-1' $work/sub.txt"
+check "sub saw the results and the failure" bash -c "grep -q 'aiviz.prompt.verified.two-shapes' $work/sub.txt && grep -q 'aiviz.prompt.ready.two-shapes' $work/sub.txt && grep -q 'aiviz.prompt.ready.layout-two-shapes' $work/sub.txt && grep -q 'aiviz.prompt.failed.bad-1' $work/sub.txt"
 check "stream get result" bash -c "nats stream get AIVIZ_PROMPTS --last-for aiviz.prompt.ready.two-shapes | grep -q 'Nats-Msg-Id: two-shapes:[0-9]*:[0-9a-f]*'"
+check "stream get verify result" bash -c "nats stream get AIVIZ_PROMPTS --last-for aiviz.prompt.verified.two-shapes | grep -q '\"task\":\"verify\".*\"pass\":true'"
 check "stream get failure" bash -c "nats stream get AIVIZ_PROMPTS --last-for aiviz.prompt.failed.bad-1 | grep -q '\"code\":415'"
 check "work queue drained" bash -c "nats stream info AIVIZ_REFERENCES --json | jq -e '.state.messages == 0'"
 check "consumer info" bash -c "nats consumer info AIVIZ_REFERENCES paliprompt | grep -q 'Outstanding Acks: 0'"
