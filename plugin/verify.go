@@ -131,10 +131,10 @@ func (p *Pipeline) requestPlan(ctx context.Context, req Request, src planSource)
 	return src.fetchPlan(ctx, req.PlanID)
 }
 
-// planOf reads a plan's objects and region masks (by object index); a
+// planOf reads a plan's objects and their regions (by object index): a
 // mask it cannot read leaves the planned box as the region, with a note.
 func (p *Pipeline) planOf(ctx context.Context, pj PlanJSON, src planSource, dir string) (verify.Plan, []string) {
-	regions := map[int]*image.Gray{}
+	regions := map[int]verify.PlannedRegion{}
 	var notes []string
 	if pj.SDXL != nil {
 		for _, reg := range pj.SDXL.Regions {
@@ -144,9 +144,8 @@ func (p *Pipeline) planOf(ctx context.Context, pj PlanJSON, src planSource, dir 
 			m, err := p.regionMask(ctx, pj.Masks[reg.MaskFile], src, dir)
 			if err != nil {
 				notes = append(notes, fmt.Sprintf("region %d (%s): %v; its planned box stands in for it", reg.Index, reg.Label, err))
-				continue
 			}
-			regions[reg.Object] = m
+			regions[reg.Object] = verify.PlannedRegion{Mask: m, Weight: reg.Weight}
 		}
 	}
 	return verify.PlanOf(*pj.Layout, regions), notes

@@ -109,6 +109,11 @@ func TestVerifyOverNATS(t *testing.T) {
 					t.Errorf("advice %+v lacks %s", r.Advice, a)
 				}
 			}
+			for _, a := range r.Advice {
+				if a.Action == verify.ActionRaiseWeight && a.Weight != cfg.SDXL.ObjectWeight*cfg.Verify.WeightFactor {
+					t.Errorf("raise_weight advice %+v: want the plan's weight %v times %v", a, cfg.SDXL.ObjectWeight, cfg.Verify.WeightFactor)
+				}
+			}
 			if tt.pass && (r.Score < cfg.Verify.PassScore || len(r.Advice) != 0) {
 				t.Errorf("a pass scores %.2f with advice %+v", r.Score, r.Advice)
 			}

@@ -40,11 +40,16 @@ type Config struct {
 	// PassScore is the least overall score of an image that passes (every
 	// object must also be found and in place, and none be extra).
 	PassScore float64 `toml:"pass_score"`
+	// WeightFactor is how much raise_weight advice raises a region's
+	// weight, up to MaxWeight.
+	WeightFactor float64 `toml:"weight_factor"`
+	// MaxWeight is the highest weight raise_weight advice suggests.
+	MaxWeight float64 `toml:"max_weight"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MinIoU: 0.3, MinInside: 0.5, GoodIoU: 0.6, PassScore: 0.6}
+	return Config{MinIoU: 0.3, MinInside: 0.5, GoodIoU: 0.6, PassScore: 0.6, WeightFactor: 1.5, MaxWeight: 3}
 }
 
 // Validate reports every invalid field under its [verify] key.
@@ -58,6 +63,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.GoodIoU > 0 && c.GoodIoU <= 1) {
 		p.Add("good_iou", "%v is out of range: use more than 0 and at most 1", c.GoodIoU)
+	}
+	if !(c.WeightFactor > 1) {
+		p.Add("weight_factor", "%v does not raise a weight: use more than 1", c.WeightFactor)
+	}
+	if !(c.MaxWeight > 0) {
+		p.Add("max_weight", "%v is not a weight: use more than 0", c.MaxWeight)
 	}
 	return p.Err()
 }
@@ -77,18 +88,29 @@ type PlannedObject struct {
 	// Region is its region mask (white where the region applies), any
 	// size; nil: the region is the box.
 	Region *image.Gray
+	// Weight is the region's weight in the plan; 0: unknown.
+	Weight float64
 	// Segmented: the object's region came from a segmentation mask, so
 	// the check segments too.
 	Segmented bool
 }
 
-// PlanOf reads the plan of a layout: the placed objects, with the region
-// masks of the sdxl plan by object index (regions may be nil).
-func PlanOf(l layouts.Layout, regions map[int]*image.Gray) Plan {
+// PlannedRegion is what the sdxl plan says of an object's region.
+type PlannedRegion struct {
+	// Mask is the region mask; nil: the region is the planned box.
+	Mask *image.Gray
+	// Weight is the region's weight in the plan; 0: unknown.
+	Weight float64
+}
+
+// PlanOf reads the plan of a layout: the placed objects, with their
+// regions in the sdxl plan by object index (regions may be nil).
+func PlanOf(l layouts.Layout, regions map[int]PlannedRegion) Plan {
 	var p Plan
 	for _, o := range l.Objects {
+		r := regions[o.Index]
 		p.Objects = append(p.Objects, PlannedObject{Index: o.Index, Label: o.Label, Box: o.Placed,
-			Region: regions[o.Index], Segmented: o.HasMask})
+			Region: r.Mask, Weight: r.Weight, Segmented: o.HasMask})
 	}
 	return p
 }
@@ -175,6 +197,10 @@ type Advice struct {
 	// Region is the plan region (object index) concerned; -1: none.
 	Region int    `json:"region"`
 	Text   string `json:"text"`
+	// Weight is, for raise_weight, the weight to give the region next
+	// (sdxl.regions [{"object": "<region>", "weight": ...}] of a layout or
+	// generate request); absent when the plan did not say its weight.
+	Weight float64 `json:"weight,omitempty"`
 }
 
 // Check compares what was found on the generated image with the plan.
@@ -198,8 +224,25 @@ func Check(cfg Config, plan Plan, found core.Result) Report {
 		}
 	}
 	r.score(cfg)
-	r.advise()
+	r.advise(cfg, plan)
 	return r
+}
+
+// raiseWeight is the advice to raise an object's region weight by the
+// configured factor, up to max_weight; none when it is there already.
+func raiseWeight(cfg Config, o PlannedObject) (Advice, bool) {
+	a := Advice{Action: ActionRaiseWeight, Label: o.Label, Region: o.Index,
+		Text: fmt.Sprintf("raise the weight of region %d (%s)", o.Index, o.Label)}
+	if o.Weight <= 0 {
+		return a, true
+	}
+	next := core.Round(min(o.Weight*cfg.WeightFactor, cfg.MaxWeight), 3)
+	if next <= o.Weight {
+		return Advice{}, false
+	}
+	a.Weight = next
+	a.Text = fmt.Sprintf("raise the weight of region %d (%s) from %g to %g", o.Index, o.Label, o.Weight, next)
+	return a, true
 }
 
 // candidate is one found object, normalized.
@@ -335,32 +378,36 @@ func (r *Report) score(cfg Config) {
 
 // advise says what to try: for each missing or misplaced object, raise
 // its region's weight; for extra objects, name them; then a new seed.
-func (r *Report) advise() {
+// r.Objects are plan.Objects' checks, in order.
+func (r *Report) advise(cfg Config, plan Plan) {
 	var missing, misplaced []string
-	for _, o := range r.Objects {
+	for i, o := range r.Objects {
 		switch {
 		case !o.Found:
 			missing = append(missing, o.Label)
-			r.Advice = append(r.Advice,
-				Advice{ActionObjectMissing, o.Label, o.Index, fmt.Sprintf("%s (region %d) was not generated", o.Label, o.Index)},
-				Advice{ActionRaiseWeight, o.Label, o.Index, fmt.Sprintf("raise the weight of region %d (%s)", o.Index, o.Label)})
+			r.Advice = append(r.Advice, Advice{Action: ActionObjectMissing, Label: o.Label, Region: o.Index,
+				Text: fmt.Sprintf("%s (region %d) was not generated", o.Label, o.Index)})
 		case !o.InPlace:
 			misplaced = append(misplaced, o.Label)
-			r.Advice = append(r.Advice,
-				Advice{ActionObjectMisplaced, o.Label, o.Index, fmt.Sprintf("%s was generated in the %s, planned in the %s (IoU %.2f, %.0f%% inside its region)",
-					o.Label, o.FoundQuadrant, o.Quadrant, o.IoU, 100*o.Inside)},
-				Advice{ActionRaiseWeight, o.Label, o.Index, fmt.Sprintf("raise the weight of region %d (%s)", o.Index, o.Label)})
+			r.Advice = append(r.Advice, Advice{Action: ActionObjectMisplaced, Label: o.Label, Region: o.Index,
+				Text: fmt.Sprintf("%s was generated in the %s, planned in the %s (IoU %.2f, %.0f%% inside its region)",
+					o.Label, o.FoundQuadrant, o.Quadrant, o.IoU, 100*o.Inside)})
+		default:
+			continue
+		}
+		if a, ok := raiseWeight(cfg, plan.Objects[i]); ok {
+			r.Advice = append(r.Advice, a)
 		}
 	}
 	for _, e := range r.Extra {
-		r.Advice = append(r.Advice, Advice{ActionExtraObject, e.Label, -1, fmt.Sprintf("one %s more than planned", e.Label)})
+		r.Advice = append(r.Advice, Advice{Action: ActionExtraObject, Label: e.Label, Region: -1, Text: fmt.Sprintf("one %s more than planned", e.Label)})
 	}
 	if r.Pass {
 		r.Advice = []Advice{}
 		r.Summary = fmt.Sprintf("pass (score %.2f): every planned object is where it was planned", r.Score)
 		return
 	}
-	r.Advice = append(r.Advice, Advice{ActionRetrySeed, "", -1, "generate again with another seed"})
+	r.Advice = append(r.Advice, Advice{Action: ActionRetrySeed, Region: -1, Text: "generate again with another seed"})
 	var parts []string
 	if len(missing) > 0 {
 		parts = append(parts, "missing: "+strings.Join(missing, ", "))

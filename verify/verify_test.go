@@ -116,9 +116,34 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := DefaultConfig()
-	c.MinIoU, c.GoodIoU = 2, 0
+	c.MinIoU, c.GoodIoU, c.WeightFactor = 2, 0, 1
 	err := c.Validate()
-	if err == nil || !contains(err.Error(), "verify.min_iou") || !contains(err.Error(), "verify.good_iou") {
+	if err == nil || !contains(err.Error(), "verify.min_iou") || !contains(err.Error(), "verify.good_iou") || !contains(err.Error(), "verify.weight_factor") {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// TestRaiseWeightAdvice: a missing object's region weight is raised by the
+// factor, up to max_weight; at the cap there is nothing to raise, and a
+// plan without weights gets the advice without a number.
+func TestRaiseWeightAdvice(t *testing.T) {
+	cfg := DefaultConfig()
+	tests := []struct {
+		weight float64
+		want   float64 // 0: no weight in the advice
+		advice bool
+	}{
+		{1, 1.5, true},
+		{2.5, 3, true},
+		{3, 0, false},
+		{0, 0, true},
+	}
+	for _, tt := range tests {
+		plan := Plan{Objects: []PlannedObject{{Index: 0, Label: "cat", Box: core.Box{X0: 0.1, Y0: 0.1, X1: 0.4, Y1: 0.4}, Weight: tt.weight}}}
+		r := Check(cfg, plan, found(512, 512))
+		i := slices.IndexFunc(r.Advice, func(a Advice) bool { return a.Action == ActionRaiseWeight })
+		if (i >= 0) != tt.advice || (i >= 0 && (r.Advice[i].Weight != tt.want || r.Advice[i].Region != 0)) {
+			t.Errorf("weight %v: advice %+v, want raise %v to %v", tt.weight, r.Advice, tt.advice, tt.want)
+		}
 	}
 }
