@@ -94,7 +94,7 @@ func TestLimits(t *testing.T) {
 		{"(derived)", "JSON request size", generate, jsonHeader, json(map[string]any{"image_b64": small, "caption": strings.Repeat("c", 200<<10)}), 413, "JSON request is"},
 		{"limits.max_header_bytes", "headers", generate, nats.Header{"X-Padding": {strings.Repeat("h", 1<<10)}}, big, 413, "limits.max_header_bytes"},
 		{"fixed: 256..4096, multiples of 8", "sdxl width/height", generate, jsonHeader, with(map[string]any{"sdxl": map[string]any{"width": 1000, "height": 1001}}), 400, "not a multiple of 8"},
-		{"fixed: steps 1..1000, cfg 0..100, seed >= 0", "sdxl steps", generate, jsonHeader, with(map[string]any{"sdxl": map[string]any{"steps": 5000}}), 400, "steps must be in 1..1000"},
+		{"fixed: steps 1..1000, cfg 0..100, seed >= 0", "sdxl steps", generate, jsonHeader, with(map[string]any{"sdxl": map[string]any{"steps": 5000}}), 400, "sdxl.steps: 5000 is out of range: use 1..1000"},
 		{"fixed: 1-128 of A-Z a-z 0-9 - _", "id", generate, jsonHeader, with(map[string]any{"id": "has space"}), 400, "use 1 to 128 letters"},
 		{"fixed: a language code", "lang", generate, jsonHeader, with(map[string]any{"lang": "english please"}), 400, "is not a language code"},
 		{"queue.max_timeout", "timeout", generate, jsonHeader, with(map[string]any{"timeout": "2m"}), 400, "queue.max_timeout"},

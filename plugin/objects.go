@@ -107,8 +107,32 @@ func (o *objectStores) place(ctx context.Context, r *Reply, maxPayload int) ([]b
 		if data, err = r.encode(); err != nil || len(data) <= maxPayload {
 			return data, err
 		}
+		// The A1111 bodies carry their images inline; as a last resort
+		// they go to the bucket too, as JSON documents.
+		if err := o.storePayloads(ctx, r); err != nil {
+			return nil, err
+		}
+		if data, err = r.encode(); err != nil || len(data) <= maxPayload {
+			return data, err
+		}
 	}
-	return nil, fmt.Errorf("reply is %d bytes, over the max payload of %d bytes even with its PNGs in the object store", len(data), maxPayload)
+	return nil, fmt.Errorf("reply is %d bytes, over the max payload of %d bytes even with its PNGs and A1111 bodies in the object store", len(data), maxPayload)
+}
+
+// storePayloads moves the plan's A1111 request bodies into the results
+// bucket beside the reply's PNGs (objectPrefix, then a1111-<...>.json),
+// named in Reply.Payloads.
+func (o *objectStores) storePayloads(ctx context.Context, r *Reply) error {
+	n := 0
+	err := r.movePayloads(func(name string, body []byte) (*Blob, error) {
+		b := &Blob{PNG: body, Bytes: len(body), name: name}
+		n++
+		return b, o.store(ctx, r.objectPrefix(), b)
+	})
+	if n > 0 && err == nil && r.clock != nil {
+		r.clock.Lap(fmt.Sprintf("object store (%d A1111 bodies)", n))
+	}
+	return err
 }
 
 // storeBlobs moves the blobs that move wants into the results bucket, a

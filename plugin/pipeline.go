@@ -198,7 +198,7 @@ func (p *Pipeline) plan(reply *Reply, res core.Result, req Request, img image.Im
 		reply.Preview = imageBlob(p.planner.Preview(img, layout, plan.Canvas()))
 		reply.clock.Lap("preview")
 	}
-	reply.setPlan(plan, req.Include.has(PartRegionMasks)) // names the blobs
+	reply.setPlan(plan, req.Include) // names the blobs
 	return nil
 }
 

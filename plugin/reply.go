@@ -47,9 +47,17 @@ type Reply struct {
 	// in Masks, under the file names the plan gives them (mask_file).
 	SDXL  *sdxl.Plan       `json:"sdxl,omitempty"`
 	Masks map[string]*Blob `json:"masks,omitempty"`
+	// inlineOnly are the plan's images that only its A1111 bodies carry
+	// (not asked for on their own): encoded with the others, never placed.
+	inlineOnly map[string]*Blob
 	// Preview is the layout preview PNG: the reference with its grid,
 	// boxes and masks beside the SDXL canvas with its regions.
 	Preview *Blob `json:"preview,omitempty"`
+	// Payloads names the A1111 request bodies (sdxl.a1111) that left the
+	// reply as JSON documents: to the results bucket when the reply would
+	// not fit the max payload with them inline, or to files beside the
+	// result JSON (`paliprompt run`).
+	Payloads map[string]*Blob `json:"payloads,omitempty"`
 	timed
 }
 
@@ -133,7 +141,8 @@ type ReplyMask struct {
 
 // Blob is a PNG in a reply: inline as base64, or, when large, stored in
 // the results bucket (Object names it), or written beside the result JSON
-// by `paliprompt run` (File names it).
+// by `paliprompt run` (File names it). (Payloads names JSON documents
+// the same way, never inline.)
 type Blob struct {
 	PNG    []byte `json:"png,omitempty"`
 	Bucket string `json:"bucket,omitempty"`
@@ -143,6 +152,9 @@ type Blob struct {
 	// name is the blob's file name inside the reply ("preview.png"), used
 	// for objects and files.
 	name string
+	// encoded is the PNG as encoded, kept when PNG moves to the bucket or
+	// a file: the plan's A1111 bodies embed it (sdxl.InlinePNG).
+	encoded []byte
 	// render makes the image until encodePNGs turns it into PNG (in one of
 	// its workers: rendering a mask at the reference's size costs too).
 	render func() image.Image
@@ -261,6 +273,11 @@ func (r *Reply) encodePNGs() error {
 			todo = append(todo, b)
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(r.inlineOnly)) {
+		if b := r.inlineOnly[name]; b.render != nil {
+			todo = append(todo, b)
+		}
+	}
 	if len(todo) == 0 {
 		return nil
 	}
@@ -279,7 +296,7 @@ func (r *Reply) encodePNGs() error {
 				start := time.Now()
 				b := todo[i]
 				if b.PNG, errs[i] = pngenc.Bytes(b.render()); errs[i] == nil {
-					b.Bytes, b.render = len(b.PNG), nil
+					b.Bytes, b.render, b.encoded = len(b.PNG), nil, b.PNG
 				}
 				parts[i] = core.Timing{Stage: "png " + b.name, Duration: time.Since(start)}
 			}
@@ -337,6 +354,9 @@ func (r *Reply) nameBlobs() {
 	for name, b := range r.Masks {
 		setName(b, name)
 	}
+	for name, b := range r.inlineOnly {
+		setName(b, name)
+	}
 	setName(r.Preview, "preview.png")
 }
 
@@ -346,18 +366,66 @@ func setName(b *Blob, name string) {
 	}
 }
 
-// setPlan puts the SDXL plan in the reply, moving its mask PNGs into
-// Masks (so that they are placed like every other PNG of the reply).
-func (r *Reply) setPlan(plan sdxl.Plan, regionMasks bool) {
-	r.Masks = map[string]*Blob{}
+// setPlan puts the SDXL plan in the reply, moving the images the request
+// wants into Masks (so that they are placed like every other PNG of the
+// reply), and those only its A1111 bodies carry into inlineOnly; the
+// bodies read the PNGs from those blobs when the reply is encoded.
+func (r *Reply) setPlan(plan sdxl.Plan, in Include) {
+	r.Masks, r.inlineOnly = map[string]*Blob{}, map[string]*Blob{}
 	for _, f := range plan.Files() {
-		if regionMasks || f.Name == plan.RegionalPrompter.MaskFile {
+		switch {
+		case in.has(fileParts[f.Kind]):
 			r.Masks[f.Name] = imageBlob(f.Image)
+		case f.Inline:
+			r.inlineOnly[f.Name] = imageBlob(f.Image)
 		}
 		*f.PNG = nil
 	}
+	plan.ReadPNGsFrom(r.encodedPNG)
 	r.SDXL = &plan
 	r.nameBlobs()
+}
+
+// fileParts is the reply part that lists each kind of plan image.
+var fileParts = map[sdxl.FileKind]string{
+	sdxl.KindRegionMask: PartRegionMasks,
+	sdxl.KindColorMask:  sdxl.FormatRegionalPrompter,
+}
+
+// encodedPNG is the PNG of a plan image the reply encoded, nil if none.
+func (r *Reply) encodedPNG(name string) []byte {
+	if b := r.Masks[name]; b != nil {
+		return b.encoded
+	}
+	if b := r.inlineOnly[name]; b != nil {
+		return b.encoded
+	}
+	return nil
+}
+
+// movePayloads takes the plan's A1111 bodies out of the reply: put keeps
+// each body's JSON (named a1111-<...>.json) elsewhere and returns the
+// blob that names it in Payloads.
+func (r *Reply) movePayloads(put func(name string, body []byte) (*Blob, error)) error {
+	if r.SDXL == nil {
+		return nil
+	}
+	for _, b := range r.SDXL.WebUI.Bodies() {
+		data, err := marshalJSON(b.Body)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", b.File, err)
+		}
+		blob, err := put(b.File, data)
+		if err != nil {
+			return err
+		}
+		if r.Payloads == nil {
+			r.Payloads = map[string]*Blob{}
+		}
+		r.Payloads[b.File] = blob
+	}
+	r.SDXL.WebUI.DropBodies()
+	return nil
 }
 
 // encode marshals the reply, its encoding timed (timed.encodeTimed).

@@ -96,7 +96,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"bad id", EndpointGenerate, nats.Header{HeaderID: {"a b"}}, "x", core.ErrBadRequest, `id "a b" is not allowed`},
 		{"timeout over limit", EndpointGenerate, nats.Header{HeaderTimeout: {"2m"}}, "x", core.ErrBadRequest, "over the limit 1m0s (queue.max_timeout)"},
 		{"negative timeout", EndpointLayout, nil, `{"width": 1, "height": 1, "timeout": -1}`, core.ErrBadRequest, "must be positive"},
-		{"unknown sdxl option", EndpointLayout, nil, `{"width": 1, "height": 1, "sdxl": {"sampler": "euler"}}`, core.ErrBadRequest, `in "sdxl": unknown field "sampler"`},
+		{"unknown sdxl option", EndpointLayout, nil, `{"width": 1, "height": 1, "sdxl": {"sampler_name": "euler"}}`, core.ErrBadRequest, `in "sdxl": unknown field "sampler_name"`},
 		{"sdxl option type", EndpointLayout, nil, `{"width": 1, "height": 1, "sdxl": {"steps": "many"}}`, core.ErrBadRequest, `in "sdxl": JSON field "steps" is a string`},
 		{"bad placement header", EndpointGenerate, nats.Header{HeaderPlace: {"dog"}}, "x", core.ErrBadRequest, "Paliprompt-Place header"},
 		{"bad placement json", EndpointLayout, nil, `{"width": 1, "height": 1, "place": ["dog"]}`, core.ErrBadRequest, "place must be an object"},

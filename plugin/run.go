@@ -214,6 +214,22 @@ func writeReplyFiles(dir string, r *Reply) error {
 			return err
 		}
 	}
+	// Each A1111/Forge request body on its own, to POST as it is (curl
+	// --data @file ...<endpoint>); the result JSON names the files.
+	if err := r.movePayloads(func(name string, body []byte) (*Blob, error) {
+		rel := r.ID + "/" + name
+		if err := os.MkdirAll(filepath.Join(dir, r.ID), 0o755); err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, body, "", "  "); err != nil {
+			return nil, err
+		}
+		buf.WriteByte('\n')
+		return &Blob{File: rel, Bytes: buf.Len()}, os.WriteFile(filepath.Join(dir, filepath.FromSlash(rel)), buf.Bytes(), 0o644)
+	}); err != nil {
+		return err
+	}
 	data, err := r.encode()
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package plugin
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -128,6 +129,18 @@ func TestGenerateWithText(t *testing.T) {
 	if len(r.Masks) != len(r.SDXL.Regions)+1 { // + the Regional Prompter mask
 		t.Errorf("%d masks for %d regions", len(r.Masks), len(r.SDXL.Regions))
 	}
+	// The graph as it arrives is one ComfyUI accepts, naming only files
+	// that came with it; the A1111 bodies are there, images inline.
+	var files []string
+	for name := range r.Masks {
+		files = append(files, name)
+	}
+	if err := r.SDXL.ComfyUI.Check(files); err != nil {
+		t.Errorf("ComfyUI graph: %v", err)
+	}
+	if rp := r.SDXL.WebUI.RegionalPrompter; rp == nil || len(rp.AlwaysonScripts["Regional Prompter"].Args) != 20 || r.SDXL.WebUI.ForgeCouple == nil {
+		t.Errorf("A1111 payloads %+v", r.SDXL.WebUI)
+	}
 
 	// A placement header mirrors the layout.
 	r = decodeReply(t, request(t, nc, "paliprompt.v1.generate", nats.Header{"Content-Type": {"application/json"}, HeaderPlace: {"mirror"}}, body))
@@ -173,6 +186,10 @@ func TestErrorCodes(t *testing.T) {
 		{"layout too large", "layout", nil, []byte(`{"width": 30000, "height": 30000}`), 422, "30000x30000 = 900 Mpx, limit is 50 Mpx"},
 		{"no model", "generate", nil, scenePNG(t, 32, 32), 503, "no model is loaded"},
 		{"bad timeout", "generate", nats.Header{HeaderTimeout: {"soon"}}, scenePNG(t, 32, 32), 400, `Paliprompt-Timeout header "soon"`},
+		{"sampler not ComfyUI's", "layout", nil, []byte(`{"width": 10, "height": 10, "sdxl": {"sampler": "dpmpp_2m_karras"}}`), 400,
+			`sdxl.sampler: sampler "dpmpp_2m_karras" is not one of ComfyUI 0.3.64's samplers: euler, `},
+		{"region control typo", "layout", nil, []byte(`{"width": 10, "height": 10, "sdxl": {"regions": [{"object": "0", "lora": []}]}}`), 400,
+			`unknown field "lora"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -598,7 +615,7 @@ func TestIncludeRendersOnlyWhatIsAsked(t *testing.T) {
 			}
 			r := decodeReply(t, request(t, nc, "paliprompt.v1.layout", tt.header, jsonBody(t, f)))
 			if r.Preview != nil || r.Objects[0].Mask.Binary != nil || len(r.SDXL.ComfyUI) == 0 ||
-				r.SDXL.RegionalPrompter.Prompt != "" || r.SDXL.Omost.Code != "" || len(r.Masks) != 2 {
+				r.SDXL.RegionalPrompter.Prompt != "" || r.SDXL.Omost.Code != "" || r.SDXL.WebUI.Endpoint != "" || len(r.Masks) != 2 {
 				t.Errorf("reply %+v", r)
 			}
 			if hasStage(r, "preview") {
@@ -678,4 +695,83 @@ func hasStagePrefix(r Reply, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// TestA1111BodiesCarryTheReplysPNGs: the A1111 bodies embed the very PNGs
+// the reply encoded (once, in its PNG workers), also those that went to
+// the results bucket; asked for alone, they come without the other parts,
+// their images encoded for them only and not listed among the masks.
+func TestA1111BodiesCarryTheReplysPNGs(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Objects.InlineMaskBytes = 1 << 10
+	startPlugin(t, cfg, Deps{})
+	nc := connectClient(t, srv.ClientURL())
+	store, err := newJS(t, nc).ObjectStore(context.Background(), "paliprompt-results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]any{"width": 640, "height": 480, "caption": "a red square", "detect": "<loc0256><loc0256><loc0511><loc0511> red square"}
+	full := decodeReply(t, request(t, nc, "paliprompt.v1.layout", nil, jsonBody(t, fields)))
+	pngOf := func(name string) []byte {
+		b := full.Masks[name]
+		if b == nil {
+			t.Fatalf("no mask %s", name)
+		}
+		if b.Object == "" {
+			return b.PNG
+		}
+		data, err := store.GetBytes(context.Background(), b.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	inBucket := 0
+	for _, b := range full.Masks {
+		if b.Object != "" {
+			inBucket++
+		}
+	}
+	if inBucket == 0 {
+		t.Fatal("no mask went to the bucket: the test needs one that did")
+	}
+	bodyPNGs := func(r Reply) map[string][]byte {
+		out := map[string][]byte{}
+		rp := r.SDXL.WebUI.RegionalPrompter
+		fc := r.SDXL.WebUI.ForgeCouple
+		if rp == nil || fc == nil {
+			t.Fatalf("A1111 bodies %+v", r.SDXL.WebUI)
+		}
+		mask, _ := rp.AlwaysonScripts["Regional Prompter"].Args[16].(string)
+		out["rp"], _ = base64.StdEncoding.DecodeString(mask)
+		for i, m := range fc.AlwaysonScripts["Forge Couple"].Args[7].([]any) {
+			s, _ := m.(map[string]any)["mask"].(string)
+			out[fmt.Sprint(i)], _ = base64.StdEncoding.DecodeString(s)
+		}
+		return out
+	}
+	want := map[string][]byte{"rp": pngOf(full.SDXL.RegionalPrompter.MaskFile)}
+	for i, m := range full.SDXL.ForgeCouple.Masks {
+		want[fmt.Sprint(i)] = pngOf(m.MaskFile)
+	}
+	for k, data := range bodyPNGs(full) {
+		if !bytes.HasPrefix(data, []byte("\x89PNG")) || !bytes.Equal(data, want[k]) {
+			t.Errorf("body image %s: %d bytes, the reply's PNG %d", k, len(data), len(want[k]))
+		}
+	}
+
+	fields["include"] = "a1111"
+	r := decodeReply(t, request(t, nc, "paliprompt.v1.layout", nil, jsonBody(t, fields)))
+	if len(r.Masks) != 0 || r.Preview != nil || len(r.SDXL.ComfyUI) != 0 || r.SDXL.RegionalPrompter.Prompt != "" || r.SDXL.ForgeCouple.Mode != "" {
+		t.Errorf("a1111 alone: %+v", r)
+	}
+	for k, data := range bodyPNGs(r) {
+		if !bytes.Equal(data, want[k]) {
+			t.Errorf("a1111 alone: body image %s differs from the full reply's", k)
+		}
+	}
+	if !hasStage(r, fmt.Sprintf("png (%d images)", len(want))) {
+		t.Errorf("timings %+v: want the %d images the bodies carry encoded", r.Timings, len(want))
+	}
 }

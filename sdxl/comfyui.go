@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 )
 
@@ -35,72 +34,6 @@ func (l Link) MarshalJSON() ([]byte, error) {
 	return []byte(fmt.Sprintf("[%q,%d]", l.Node, l.Output)), nil
 }
 
-// Value types of node inputs and outputs. Links carry the upper-case
-// ComfyUI types; widgets take a literal.
-const (
-	typeModel        = "MODEL"
-	typeClip         = "CLIP"
-	typeVAE          = "VAE"
-	typeConditioning = "CONDITIONING"
-	typeMask         = "MASK"
-	typeLatent       = "LATENT"
-	typeImage        = "IMAGE"
-	widgetInt        = "INT"
-	widgetFloat      = "FLOAT"
-	widgetString     = "STRING"
-)
-
-// input is one input of a node signature: its type and, for a widget
-// with a fixed set of values, the values ComfyUI accepts.
-type input struct {
-	Type    string
-	Choices []string
-}
-
-// signature is what ComfyUI's core nodes take and give, as in their
-// INPUT_TYPES (all required) and RETURN_TYPES.
-type signature struct {
-	Inputs  map[string]input
-	Outputs []string
-}
-
-// nodeSignatures is the table the graph is built from and checked
-// against: the core ComfyUI nodes the graph uses.
-var nodeSignatures = map[string]signature{
-	"CheckpointLoaderSimple": {map[string]input{"ckpt_name": {Type: widgetString}}, []string{typeModel, typeClip, typeVAE}},
-	"CLIPTextEncode":         {map[string]input{"clip": {Type: typeClip}, "text": {Type: widgetString}}, []string{typeConditioning}},
-	"CLIPTextEncodeSDXL": {map[string]input{
-		"clip": {Type: typeClip}, "width": {Type: widgetInt}, "height": {Type: widgetInt},
-		"crop_w": {Type: widgetInt}, "crop_h": {Type: widgetInt},
-		"target_width": {Type: widgetInt}, "target_height": {Type: widgetInt},
-		"text_g": {Type: widgetString}, "text_l": {Type: widgetString},
-	}, []string{typeConditioning}},
-	"ConditioningConcat": {map[string]input{
-		"conditioning_to": {Type: typeConditioning}, "conditioning_from": {Type: typeConditioning},
-	}, []string{typeConditioning}},
-	"LoadImageMask": {map[string]input{
-		"image": {Type: widgetString}, "channel": {Type: widgetString, Choices: []string{"alpha", "red", "green", "blue"}},
-	}, []string{typeMask}},
-	"ConditioningSetMask": {map[string]input{
-		"conditioning": {Type: typeConditioning}, "mask": {Type: typeMask}, "strength": {Type: widgetFloat},
-		"set_cond_area": {Type: widgetString, Choices: []string{"default", "mask bounds"}},
-	}, []string{typeConditioning}},
-	"ConditioningCombine": {map[string]input{
-		"conditioning_1": {Type: typeConditioning}, "conditioning_2": {Type: typeConditioning},
-	}, []string{typeConditioning}},
-	"EmptyLatentImage": {map[string]input{
-		"width": {Type: widgetInt}, "height": {Type: widgetInt}, "batch_size": {Type: widgetInt},
-	}, []string{typeLatent}},
-	"KSampler": {map[string]input{
-		"model": {Type: typeModel}, "seed": {Type: widgetInt}, "steps": {Type: widgetInt}, "cfg": {Type: widgetFloat},
-		"sampler_name": {Type: widgetString}, "scheduler": {Type: widgetString},
-		"positive": {Type: typeConditioning}, "negative": {Type: typeConditioning},
-		"latent_image": {Type: typeLatent}, "denoise": {Type: widgetFloat},
-	}, []string{typeLatent}},
-	"VAEDecode": {map[string]input{"samples": {Type: typeLatent}, "vae": {Type: typeVAE}}, []string{typeImage}},
-	"SaveImage": {map[string]input{"images": {Type: typeImage}, "filename_prefix": {Type: widgetString}}, nil},
-}
-
 // graphBuilder adds nodes with sequential ids.
 type graphBuilder struct {
 	g    Graph
@@ -119,41 +52,100 @@ type comfyRun struct {
 	width, height int
 	positive      []string // chunks
 	negative      []string // chunks
-	regions       []Region
-	seed          int64
-	steps         int
-	cfg           float64
+	// regions are the regions the graph conditions on: those whose mask
+	// is not empty.
+	regions      []Region
+	globalWeight float64
+	seed         int64
+	steps        int
+	cfg          float64
+	sampler      string
+	scheduler    string
 }
 
-// comfyGraph builds the regional workflow: checkpoint; the global prompt
-// (one encode per BREAK chunk, joined by ConditioningConcat as A1111's
-// BREAK does); per region an encode, LoadImageMask (red channel of the
-// white-on-black mask PNG) and ConditioningSetMask, all combined with the
-// unmasked global prompt by ConditioningCombine; an empty latent at the
-// bucket size; KSampler; VAEDecode; SaveImage.
+// comfyGraph builds the regional workflow:
+//
+//   - CheckpointLoaderSimple;
+//   - the global prompt, one encode per BREAK chunk joined by
+//     ConditioningConcat (as A1111's BREAK does), at ConditioningSetAreaStrength
+//     global_weight, unmasked;
+//   - per region: an encode of its prompt (through SetClipHooks with its
+//     LoRAs as CreateHookLora hooks when it has any, so that the LoRAs
+//     apply to that region's conditioning only), LoadImageMask (red
+//     channel of the white-on-black mask PNG) and ConditioningSetMask at
+//     the region's weight, combined into the positive conditioning with
+//     ConditioningCombine; its own negative (the global negative and its
+//     terms) masked the same way into the negative conditioning;
+//   - EmptyLatentImage at the bucket size, KSampler, VAEDecode, SaveImage.
+//
+// ComfyUI weighs each conditioning by its strength times its mask and
+// divides by the sum, so where a region's mask is white (and no other
+// region's is) its own prompt has weight/(global_weight+weight) of the
+// conditioning: Region.Share.
 func (c *Composer) comfyGraph(r comfyRun) Graph {
 	b := &graphBuilder{g: Graph{}}
 	ckpt := b.add("CheckpointLoaderSimple", "Load checkpoint", map[string]any{"ckpt_name": c.cfg.ComfyUI.Checkpoint})
 	clip := Link{ckpt.Node, 1}
 	positive := c.encodeChunks(b, clip, r, r.positive, "Global prompt")
-	for _, reg := range r.regions {
-		cond := c.encode(b, clip, r, reg.Prompt, "Region "+reg.Label)
-		mask := b.add("LoadImageMask", "Mask "+reg.Label, map[string]any{"image": reg.MaskFile, "channel": "red"})
-		masked := b.add("ConditioningSetMask", "Set mask "+reg.Label, map[string]any{
-			"conditioning": cond, "mask": mask, "strength": reg.Weight, "set_cond_area": c.cfg.ComfyUI.SetCondArea,
-		})
-		positive = b.add("ConditioningCombine", "Combine "+reg.Label, map[string]any{"conditioning_1": positive, "conditioning_2": masked})
+	if r.globalWeight != 1 {
+		positive = b.add("ConditioningSetAreaStrength", "Global prompt weight", map[string]any{"conditioning": positive, "strength": r.globalWeight})
 	}
 	negative := c.encodeChunks(b, clip, r, r.negative, "Negative prompt")
+	for _, reg := range r.regions {
+		regionClip := c.hookedClip(b, clip, reg)
+		mask := b.add("LoadImageMask", "Mask "+reg.Label, map[string]any{"image": reg.MaskFile, "channel": "red"})
+		positive = c.maskedCondition(b, positive, c.encode(b, regionClip, r, reg.Prompt, "Region "+reg.Label), mask, reg, "")
+		if reg.Negative != "" {
+			neg := c.encodeChunks(b, regionClip, r, regionNegative(r.negative, reg.Negative), "Negative "+reg.Label)
+			negative = c.maskedCondition(b, negative, neg, mask, reg, "negative ")
+		}
+	}
 	latent := b.add("EmptyLatentImage", "Canvas", map[string]any{"width": r.width, "height": r.height, "batch_size": 1})
 	samples := b.add("KSampler", "Sampler", map[string]any{
 		"model": Link{ckpt.Node, 0}, "seed": r.seed, "steps": r.steps, "cfg": r.cfg,
-		"sampler_name": c.cfg.ComfyUI.Sampler, "scheduler": c.cfg.ComfyUI.Scheduler,
+		"sampler_name": r.sampler, "scheduler": r.scheduler,
 		"positive": positive, "negative": negative, "latent_image": latent, "denoise": 1.0,
 	})
 	image := b.add("VAEDecode", "Decode", map[string]any{"samples": samples, "vae": Link{ckpt.Node, 2}})
 	b.add("SaveImage", "Save", map[string]any{"images": image, "filename_prefix": c.cfg.ComfyUI.FilenamePrefix})
 	return b.g
+}
+
+// maskedCondition masks a region's conditioning and combines it into all.
+func (c *Composer) maskedCondition(b *graphBuilder, all, cond, mask Link, reg Region, what string) Link {
+	masked := b.add("ConditioningSetMask", "Set "+what+"mask "+reg.Label, map[string]any{
+		"conditioning": cond, "mask": mask, "strength": reg.Weight, "set_cond_area": c.cfg.ComfyUI.SetCondArea,
+	})
+	return b.add("ConditioningCombine", "Combine "+what+reg.Label, map[string]any{"conditioning_1": all, "conditioning_2": masked})
+}
+
+// hookedClip returns the CLIP to encode a region's prompts with: with
+// its LoRAs as hooks (CreateHookLora chained by prev_hooks, attached by
+// SetClipHooks with apply_to_conds, so the model part of the LoRA runs
+// only for the conditioning encoded with this CLIP), or clip itself.
+func (c *Composer) hookedClip(b *graphBuilder, clip Link, reg Region) Link {
+	if len(reg.LoRAs) == 0 {
+		return clip
+	}
+	var hooks *Link
+	for _, l := range reg.LoRAs {
+		in := map[string]any{"lora_name": l.Name, "strength_model": l.Strength, "strength_clip": l.Strength}
+		if hooks != nil {
+			in["prev_hooks"] = *hooks
+		}
+		h := b.add("CreateHookLora", "LoRA "+l.Name+" for "+reg.Label, in)
+		hooks = &h
+	}
+	return b.add("SetClipHooks", "LoRAs of "+reg.Label, map[string]any{
+		"clip": clip, "apply_to_conds": true, "schedule_clip": false, "hooks": *hooks,
+	})
+}
+
+// regionNegative is a region's negative prompt: the global negative
+// (so that it keeps its full weight inside the region) and the region's
+// own terms, in as many chunks as they take.
+func regionNegative(global []string, own string) []string {
+	return append(append([]string(nil), global...), own)
 }
 
 // encodeChunks encodes each chunk and concatenates them in order.
@@ -178,110 +170,6 @@ func (c *Composer) encode(b *graphBuilder, clip Link, r comfyRun, text, title st
 		"clip": clip, "width": r.width, "height": r.height, "crop_w": 0, "crop_h": 0,
 		"target_width": r.width, "target_height": r.height, "text_g": text, "text_l": text,
 	})
-}
-
-// Check verifies the graph's structure against the node signature table:
-// every node's class is known, it has exactly the signature's inputs,
-// every link points to an existing node and an output index that node
-// has, of the type the input takes, every widget holds a value of its
-// type (one of its choices where it has them), and every mask file a
-// LoadImageMask names is among files.
-func (g Graph) Check(files []string) error {
-	have := map[string]bool{}
-	for _, f := range files {
-		have[f] = true
-	}
-	ids := make([]string, 0, len(g))
-	for id := range g {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if err := g.checkNode(id, have); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (g Graph) checkNode(id string, files map[string]bool) error {
-	n := g[id]
-	sig, ok := nodeSignatures[n.ClassType]
-	if !ok {
-		return fmt.Errorf("node %s: unknown class_type %q", id, n.ClassType)
-	}
-	for name := range n.Inputs {
-		if _, ok := sig.Inputs[name]; !ok {
-			return fmt.Errorf("node %s (%s): input %q is not in its signature", id, n.ClassType, name)
-		}
-	}
-	for name, in := range sig.Inputs {
-		v, ok := n.Inputs[name]
-		if !ok {
-			return fmt.Errorf("node %s (%s): required input %q is missing", id, n.ClassType, name)
-		}
-		if err := g.checkValue(v, in); err != nil {
-			return fmt.Errorf("node %s (%s) input %q: %w", id, n.ClassType, name, err)
-		}
-	}
-	if n.ClassType == "LoadImageMask" {
-		if f, _ := n.Inputs["image"].(string); !files[f] {
-			return fmt.Errorf("node %s (LoadImageMask): mask file %q is not in the result", id, f)
-		}
-	}
-	return nil
-}
-
-// checkValue checks one input value against its signature entry.
-func (g Graph) checkValue(v any, in input) error {
-	switch in.Type {
-	case widgetInt:
-		switch v.(type) {
-		case int, int64:
-			return nil
-		}
-		return fmt.Errorf("want an integer, got %T", v)
-	case widgetFloat:
-		switch v.(type) {
-		case float64, int, int64:
-			return nil
-		}
-		return fmt.Errorf("want a number, got %T", v)
-	case widgetString:
-		s, ok := v.(string)
-		if !ok {
-			return fmt.Errorf("want a string, got %T", v)
-		}
-		if in.Choices != nil && !contains(in.Choices, s) {
-			return fmt.Errorf("%q is not one of %v", s, in.Choices)
-		}
-		return nil
-	}
-	l, ok := v.(Link)
-	if !ok {
-		return fmt.Errorf("want a link to a %s output, got %T", in.Type, v)
-	}
-	target, ok := g[l.Node]
-	if !ok {
-		return fmt.Errorf("link to missing node %s", l.Node)
-	}
-	outs := nodeSignatures[target.ClassType].Outputs
-	if l.Output < 0 || l.Output >= len(outs) {
-		return fmt.Errorf("link to output %d of node %s (%s), which has %d outputs", l.Output, l.Node, target.ClassType, len(outs))
-	}
-	if outs[l.Output] != in.Type {
-		return fmt.Errorf("link to a %s output, want %s", outs[l.Output], in.Type)
-	}
-	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // UnmarshalJSON reads an API-format graph back: two-element arrays of a

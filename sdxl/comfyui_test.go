@@ -43,7 +43,7 @@ func TestComfyUIGraphStructure(t *testing.T) {
 			}
 			if counts["LoadImageMask"] != len(p.Regions) || counts["ConditioningSetMask"] != len(p.Regions) ||
 				counts["ConditioningCombine"] != len(p.Regions) || counts["ConditioningConcat"] != len(p.PositiveChunks)-1+len(p.NegativeChunks)-1 ||
-				counts["SaveImage"] != 1 || counts["KSampler"] != 1 {
+				counts["ConditioningSetAreaStrength"] != 1 || counts["SaveImage"] != 1 || counts["KSampler"] != 1 {
 				t.Errorf("node counts %v", counts)
 			}
 		})
@@ -77,6 +77,9 @@ func TestGraphCheckFindsFaults(t *testing.T) {
 		{"bad choice", func(g Graph) { g[find(g, "LoadImageMask")].Inputs["channel"] = "luma" }, files, "not one of"},
 		{"unknown class", func(g Graph) { g["999"] = Node{ClassType: "MagicNode"} }, files, "unknown class_type"},
 		{"mask file not in result", func(g Graph) {}, files[1:], "is not in the result"},
+		{"below minimum", func(g Graph) { g[find(g, "KSampler")].Inputs["steps"] = int64(0) }, files, "below its minimum 1"},
+		{"not an integer", func(g Graph) { g[find(g, "KSampler")].Inputs["steps"] = 2.5 }, files, "want an integer"},
+		{"no output node", func(g Graph) { delete(g, find(g, "SaveImage")) }, files, "no output node"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -36,8 +36,16 @@ type Config struct {
 	// phrase from the caption is put before it when one is found.
 	Background string `toml:"background"`
 
-	// ObjectWeight and BackgroundWeight are the region strengths
-	// (ComfyUI ConditioningSetMask strength, Forge Couple weight).
+	// GlobalWeight is the weight of the global prompt beside the regions'
+	// weights. Where a region's mask is white, its own prompt has
+	// weight/(global_weight+weight) of the conditioning in every format
+	// (Region.Share): ComfyUI (the global prompt's strength), Regional
+	// Prompter (each region's base ratio is global/(global+weight)) and
+	// Forge Couple (the global line's weight).
+	GlobalWeight float64 `toml:"global_weight"`
+	// ObjectWeight and BackgroundWeight are the region weights (ComfyUI
+	// ConditioningSetMask strength, Forge Couple weight, Regional Prompter
+	// base ratio through GlobalWeight).
 	ObjectWeight     float64 `toml:"object_weight"`
 	BackgroundWeight float64 `toml:"background_weight"`
 	// FeatherPx softens the edge of a box mask (objects without a
@@ -51,8 +59,11 @@ type Config struct {
 	// MaskPrefix starts the file names of the mask PNGs.
 	MaskPrefix string `toml:"mask_prefix"`
 
-	ComfyUI          ComfyUIConfig          `toml:"comfyui"`
-	RegionalPrompter RegionalPrompterConfig `toml:"regional_prompter"`
+	// Regions are per-region controls applied to every plan (a request's
+	// "regions" come after them).
+	Regions []RegionControl `toml:"regions"`
+
+	ComfyUI ComfyUIConfig `toml:"comfyui"`
 }
 
 // StyleQuestion is one VQA pass and how its answer is used.
@@ -67,12 +78,16 @@ type StyleQuestion struct {
 
 // ComfyUIConfig sets the generation parts of the ComfyUI graph.
 type ComfyUIConfig struct {
+	// Checkpoint is the SDXL checkpoint's file name as ComfyUI lists it;
+	// the A1111 payloads ask for the same name (override_settings).
 	Checkpoint string  `toml:"checkpoint"`
 	Steps      int     `toml:"steps"`
 	CFG        float64 `toml:"cfg"`
-	Sampler    string  `toml:"sampler"`
-	Scheduler  string  `toml:"scheduler"`
-	Seed       int64   `toml:"seed"`
+	// Sampler and Scheduler are ComfyUI KSampler names (the A1111
+	// payloads use the same sampler under its A1111 name).
+	Sampler   string `toml:"sampler"`
+	Scheduler string `toml:"scheduler"`
+	Seed      int64  `toml:"seed"`
 	// TextEncoder is "sdxl" (CLIPTextEncodeSDXL with the bucket sizes) or
 	// "plain" (CLIPTextEncode).
 	TextEncoder string `toml:"text_encoder"`
@@ -80,12 +95,6 @@ type ComfyUIConfig struct {
 	// "mask bounds".
 	SetCondArea    string `toml:"set_cond_area"`
 	FilenamePrefix string `toml:"filename_prefix"`
-}
-
-// RegionalPrompterConfig sets the A1111/Forge Regional Prompter output.
-type RegionalPrompterConfig struct {
-	// BaseRatio is the weight of the base (global) prompt in each region.
-	BaseRatio float64 `toml:"base_ratio"`
 }
 
 // StandardBuckets are SDXL's nine ~1 MP training resolutions.
@@ -113,16 +122,17 @@ func DefaultConfig() Config {
 		StyleQuestions:   []StyleQuestion{},
 		IgnoreAnswers:    []string{"unanswerable", "none", "no", "yes", "unknown", "i don't know", "nothing"},
 		Background:       "background",
+		GlobalWeight:     0.4,
 		ObjectWeight:     1.0,
-		BackgroundWeight: 0.6,
+		BackgroundWeight: 0.8,
 		FeatherPx:        24,
 		Overlap:          OverlapDepth,
 		MaskPrefix:       "paliprompt",
+		Regions:          []RegionControl{},
 		ComfyUI: ComfyUIConfig{
 			Checkpoint: "sd_xl_base_1.0.safetensors", Steps: 30, CFG: 7, Sampler: "dpmpp_2m",
 			Scheduler: "karras", TextEncoder: "sdxl", SetCondArea: "default", FilenamePrefix: "paliprompt",
 		},
-		RegionalPrompter: RegionalPrompterConfig{BaseRatio: 0.2},
 	}
 }
 
@@ -142,6 +152,7 @@ func (c Config) Validate() error {
 func (c Config) validate() ([]bucket, error) {
 	p := core.NewProblems("sdxl")
 	buckets := parseBuckets(c.Buckets, p)
+	p.FloatRange("global_weight", c.GlobalWeight, 0, maxWeight)
 	p.FloatRange("object_weight", c.ObjectWeight, 0, maxWeight)
 	p.FloatRange("background_weight", c.BackgroundWeight, 0, maxWeight)
 	p.IntRange("feather_px", c.FeatherPx, 0, 512)
@@ -159,16 +170,32 @@ func (c Config) validate() ([]bucket, error) {
 	p.NotEmpty("comfyui.checkpoint", cu.Checkpoint)
 	p.IntRange("comfyui.steps", cu.Steps, 1, 1000)
 	p.FloatRange("comfyui.cfg", cu.CFG, 0, 100)
-	p.NotEmpty("comfyui.sampler", cu.Sampler)
-	p.NotEmpty("comfyui.scheduler", cu.Scheduler)
+	if problem := samplerProblem(cu.Sampler, cu.Scheduler); problem != "" {
+		p.Add("comfyui", "%s", problem)
+	}
 	if cu.Seed < 0 {
 		p.Add("comfyui.seed", "%d is negative: use 0 or more", cu.Seed)
 	}
 	p.OneOf("comfyui.text_encoder", cu.TextEncoder, "sdxl", "plain")
 	p.OneOf("comfyui.set_cond_area", cu.SetCondArea, "default", "mask bounds")
 	p.NotEmpty("comfyui.filename_prefix", cu.FilenamePrefix)
-	p.FloatRange("regional_prompter.base_ratio", c.RegionalPrompter.BaseRatio, 0, 1)
+	for i, rc := range c.Regions {
+		rc.validate(fmt.Sprintf("regions[%d]", i), p)
+	}
 	return buckets, p.Err()
+}
+
+// samplerProblem checks sampler and scheduler names against ComfyUI's
+// KSampler lists (in the node schema snapshot), naming the valid ones.
+func samplerProblem(sampler, scheduler string) string {
+	var out []string
+	if s := comfySchema.choices("KSampler", "sampler_name"); !contains(s, sampler) {
+		out = append(out, fmt.Sprintf("sampler %q is not one of ComfyUI %s's samplers: %s", sampler, ComfyUIVersion, strings.Join(s, ", ")))
+	}
+	if s := comfySchema.choices("KSampler", "scheduler"); !contains(s, scheduler) {
+		out = append(out, fmt.Sprintf("scheduler %q is not one of ComfyUI %s's schedulers: %s", scheduler, ComfyUIVersion, strings.Join(s, ", ")))
+	}
+	return strings.Join(out, "; ")
 }
 
 // maxWeight bounds region weights.

@@ -27,7 +27,13 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"encoder", func(c *Config) { c.ComfyUI.TextEncoder = "t5" }, "sdxl.comfyui.text_encoder: "},
 		{"cond area", func(c *Config) { c.ComfyUI.SetCondArea = "all" }, "sdxl.comfyui.set_cond_area: "},
 		{"question", func(c *Config) { c.StyleQuestions = []StyleQuestion{{Prefix: "answer en why?", Format: "style"}} }, "sdxl.style_questions[0]: "},
-		{"base ratio", func(c *Config) { c.RegionalPrompter.BaseRatio = 2 }, "sdxl.regional_prompter.base_ratio: 2 is out of range"},
+		{"global weight", func(c *Config) { c.GlobalWeight = -1 }, "sdxl.global_weight: -1 is out of range"},
+		{"sampler", func(c *Config) { c.ComfyUI.Sampler = "dpmpp_2m_karras" }, `sampler "dpmpp_2m_karras" is not one of ComfyUI 0.3.64's samplers: euler, `},
+		{"scheduler", func(c *Config) { c.ComfyUI.Scheduler = "Karras" }, `scheduler "Karras" is not one of ComfyUI 0.3.64's schedulers: simple, `},
+		{"region lora", func(c *Config) {
+			c.Regions = []RegionControl{{Object: "cat", LoRAs: []LoRA{{Name: "<evil>", Strength: 1}}}}
+		}, `sdxl.regions[0].loras[0].name: "<evil>" has a character`},
+		{"region object", func(c *Config) { c.Regions = []RegionControl{{Prompt: "x"}} }, "sdxl.regions[0].object: is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,16 +28,29 @@
 //     object's soft segmentation mask scaled into its placed box, else the
 //     box with a feathered edge; overlaps resolved by depth or average;
 //     the background is the complement, so masks sum to white.
-//   - User and model text is escaped for the prompt syntax (Escape).
+//   - Weights: the global prompt has global_weight, each region its
+//     weight; where a region's mask is white its own prompt has
+//     weight/(global_weight+weight) of the conditioning in every format
+//     (Region.Share).
+//   - Region controls (config [[sdxl.regions]], request "regions"): per
+//     region extra prompt terms, a negative prompt, a weight and LoRAs,
+//     carried into every format that supports them (Plan.Notes says where
+//     one cannot).
+//   - User and model text is neutralised for every tool's prompt syntax
+//     (Escape; escape_test.go runs each tool's parsing rule on the plans).
 //   - Tokens are counted with the injected TokenCounter (a CLIP
 //     tokenizer.json, which the binary loads with the model grounder's
 //     tokenizer binding), else with
 //     EstimateCounter, a conservative estimate. Plan.Notes says what was
 //     cut or left out; nothing is dropped silently.
-//   - Consumers: ComfyUI (a runnable API graph, checked by Graph.Check
-//     against the node signature table in comfyui.go), Regional Prompter
+//   - Consumers: ComfyUI (a runnable API graph of core nodes, checked by
+//     Graph.Check against comfyui_object_info.json, ComfyUI's own node
+//     schema made by tools/comfyui_object_info.py), Regional Prompter
 //     (Mask mode, and Matrix mode when the regions tile the canvas), Forge
-//     Couple (Advanced mode lines) and an Omost canvas (with its Python).
+//     Couple (Mask mode, Advanced mode as the rectangle fallback), each
+//     also as a complete A1111/Forge API request (Plan.WebUI), and an
+//     Omost canvas (with its Python). Regions whose mask is empty are left
+//     out of them all.
 //
 // # How the plugin calls us
 //
@@ -47,8 +60,13 @@
 // request's "sdxl" options (ID and Lang set by the plugin), and the plan's
 // Canvas for the layout preview.
 //
-// Every PNG a consumer names is in the plan, and Plan.Files is the one
+// Every image a consumer names is in the plan, and Plan.Files is the one
 // list of them: Region.Mask (named Region.MaskFile) and
-// RegionalPrompter.Mask (MaskFile). A ComfyUI user uploads those files to ComfyUI's input
-// folder and posts {"prompt": plan.comfyui}.
+// RegionalPrompter.Mask (MaskFile). Their names end in a hash of their
+// pixels. sdxl makes the images; the caller encodes them (EncodeFiles, or
+// the plugin's encoder pool), only those it sends. A ComfyUI user uploads
+// those files to ComfyUI's input folder (with overwrite=true) and posts
+// {"prompt": plan.comfyui}; the WebUI payloads carry their images inline
+// (InlinePNG: read from the encoded files when marshalled) and post as
+// they are.
 package sdxl

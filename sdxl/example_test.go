@@ -41,8 +41,8 @@ func Example() {
 	// 1152x896, 2 regions
 	// positive: a red ball on a table, a red ball in the upper-left quadrant, taking about a tenth of the frame, high quality, detailed
 	// negative: lowres, blurry, jpeg artifacts, watermark, text, deformed, fog
-	// file: paliprompt_example_00-red-ball.png
-	// file: paliprompt_example_01-background.png
-	// file: paliprompt_example_rp-mask.png
+	// file: paliprompt_example_00-red-ball_04df6ada.png
+	// file: paliprompt_example_01-background_263fa494.png
+	// file: paliprompt_example_rp-mask_0578b179.png
 	// preview (1727,756)
 }

@@ -14,10 +14,14 @@ const (
 	FormatRegionalPrompter = "regional_prompter"
 	FormatForgeCouple      = "forge_couple"
 	FormatOmost            = "omost"
+	// FormatA1111 is the A1111/Forge API request bodies (Plan.WebUI) of
+	// Regional Prompter and Forge Couple, images inline; they are built
+	// from those formats' plans, which the reply has only when asked for.
+	FormatA1111 = "a1111"
 )
 
 // Formats lists every consumer format Compose can build.
-var Formats = []string{FormatComfyUI, FormatRegionalPrompter, FormatForgeCouple, FormatOmost}
+var Formats = []string{FormatComfyUI, FormatRegionalPrompter, FormatForgeCouple, FormatOmost, FormatA1111}
 
 // wants reports whether a request asks for a format: every format when it
 // names none.

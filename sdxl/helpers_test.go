@@ -73,11 +73,17 @@ func newComposer(t testing.TB, change func(*Config), counter TokenCounter) *Comp
 	return c
 }
 
+// compose builds a plan and checks its ComfyUI graph against the node
+// schema snapshot (comfyui_object_info.json), so that every graph the
+// tests produce is one ComfyUI would accept.
 func compose(t testing.TB, c *Composer, l layouts.Layout, req Request) Plan {
 	t.Helper()
 	p, err := c.Compose(l, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := p.ComfyUI.Check(p.MaskFiles()); err != nil {
+		t.Fatalf("ComfyUI graph: %v", err)
 	}
 	return p
 }

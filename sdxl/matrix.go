@@ -44,10 +44,9 @@ func (c *Composer) regionalMatrix(p *Plan, base string) *RegionalMatrix {
 	if len(boxes) == 0 {
 		return nil
 	}
-	bg := p.Regions[len(p.Regions)-1].Prompt
 	for _, rowsFirst := range []bool{true, false} {
 		if bands, ok := tile(boxes, rowsFirst); ok {
-			return matrixPlan(bands, rowsFirst, p, base, bg, c.cfg.RegionalPrompter.BaseRatio)
+			return c.matrixPlan(bands, rowsFirst, p, base)
 		}
 	}
 	return nil
@@ -192,8 +191,10 @@ func mergeBackgroundBands(bands []band) []band {
 	return out
 }
 
-// matrixPlan writes the bands as Regional Prompter ratios and prompt.
-func matrixPlan(bands []band, rowsFirst bool, p *Plan, base, bg string, baseRatio float64) *RegionalMatrix {
+// matrixPlan writes the bands as Regional Prompter ratios, prompt and
+// base ratios (per cell, as in Mask mode; region LoRAs as tags and the
+// Latent calculation mode, as there).
+func (c *Composer) matrixPlan(bands []band, rowsFirst bool, p *Plan, base string) *RegionalMatrix {
 	primLen, secLen := float64(p.Height), float64(p.Width)
 	mode, inner, outer, ratioInner, ratioOuter := "Horizontal", " ADDCOL\n", " ADDROW\n", ",", ";"
 	if !rowsFirst {
@@ -201,32 +202,38 @@ func matrixPlan(bands []band, rowsFirst bool, p *Plan, base, bg string, baseRati
 		mode, inner, outer, ratioInner, ratioOuter = "Vertical", " ADDROW\n", " ADDCOL\n", ";", ","
 	}
 	px := func(a, z, n float64) string { return strconv.Itoa(max(1, int(math.Round((z-a)*n)))) }
+	bgIdx := len(p.Regions) - 1
+	var order []int // region of each cell, in prompt order
 	prompt := func(cell matrixCell) string {
-		if cell.region < 0 {
-			return bg
+		ri := cell.region
+		if ri < 0 {
+			ri = bgIdx
 		}
-		return p.Regions[cell.region].Prompt
+		order = append(order, ri)
+		text, _ := rpPrompt(p, "", []int{ri})
+		return strings.TrimPrefix(text, " ADDBASE\n")
 	}
-	m := &RegionalMatrix{UseBase: true, BaseRatio: baseRatio}
-	var groups, texts []string
+	m := &RegionalMatrix{UseBase: true}
+	finish := func(divide, ratio, body string) *RegionalMatrix {
+		m.DivideMode, m.DivideRatio, m.Prompt = divide, ratio, base+" ADDBASE\n"+body
+		m.BaseRatios = c.baseRatios(p, order, map[string]string{"Horizontal": ",", "Vertical": ";"}[divide])
+		return m
+	}
 	switch {
 	case len(bands) == 1: // one band: a 1-D split along the other axis
 		var ratios, ps []string
 		for _, cell := range bands[0].cells {
 			ratios, ps = append(ratios, px(cell.from, cell.to, secLen)), append(ps, prompt(cell))
 		}
-		m.DivideMode = map[bool]string{true: "Horizontal", false: "Vertical"}[rowsFirst]
-		m.DivideRatio, m.Prompt = strings.Join(ratios, ","), base+" ADDBASE\n"+strings.Join(ps, " BREAK\n")
-		return m
+		return finish(map[bool]string{true: "Horizontal", false: "Vertical"}[rowsFirst], strings.Join(ratios, ","), strings.Join(ps, " BREAK\n"))
 	case allSingle(bands): // one cell per band: a 1-D split along this axis
 		var ratios, ps []string
 		for _, b := range bands {
 			ratios, ps = append(ratios, px(b.from, b.to, primLen)), append(ps, prompt(b.cells[0]))
 		}
-		m.DivideMode = map[bool]string{true: "Vertical", false: "Horizontal"}[rowsFirst]
-		m.DivideRatio, m.Prompt = strings.Join(ratios, ","), base+" ADDBASE\n"+strings.Join(ps, " BREAK\n")
-		return m
+		return finish(map[bool]string{true: "Vertical", false: "Horizontal"}[rowsFirst], strings.Join(ratios, ","), strings.Join(ps, " BREAK\n"))
 	}
+	var groups, texts []string
 	for _, b := range bands {
 		ratios := []string{px(b.from, b.to, primLen)}
 		var ps []string
@@ -235,10 +242,11 @@ func matrixPlan(bands []band, rowsFirst bool, p *Plan, base, bg string, baseRati
 		}
 		groups, texts = append(groups, strings.Join(ratios, ratioInner)), append(texts, strings.Join(ps, inner))
 	}
-	m.DivideMode, m.DivideRatio = mode, strings.Join(groups, ratioOuter)
-	m.Prompt = base + " ADDBASE\n" + strings.Join(texts, outer)
-	return m
+	return finish(mode, strings.Join(groups, ratioOuter), strings.Join(texts, outer))
 }
+
+// matrixUsesLoRAs reports whether a matrix plan's cells carry LoRA tags.
+func matrixUsesLoRAs(m *RegionalMatrix) bool { return strings.Contains(m.Prompt, "<lora:") }
 
 func allSingle(bands []band) bool {
 	for _, b := range bands {

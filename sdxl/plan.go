@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"paliprompt/core"
-	"paliprompt/internal/pngenc"
 
 	"paliprompt/layouts"
 )
@@ -24,10 +23,16 @@ type Request struct {
 	// are escaped (see Escape).
 	Positive string `json:"positive,omitempty"`
 	Negative string `json:"negative,omitempty"`
-	// Seed, Steps and CFG override the ComfyUI sampler settings.
-	Seed  *int64  `json:"seed,omitempty"`
-	Steps int     `json:"steps,omitempty"`
-	CFG   float64 `json:"cfg,omitempty"`
+	// Seed, Steps, CFG, Sampler and Scheduler override the sampler
+	// settings of [sdxl.comfyui] (ComfyUI KSampler names; the A1111
+	// payloads use A1111's names for them).
+	Seed      *int64  `json:"seed,omitempty"`
+	Steps     int     `json:"steps,omitempty"`
+	CFG       float64 `json:"cfg,omitempty"`
+	Sampler   string  `json:"sampler,omitempty"`
+	Scheduler string  `json:"scheduler,omitempty"`
+	// Regions are per-region controls, after the configured ones.
+	Regions []RegionControl `json:"regions,omitempty"`
 	// ID names the mask files (set by the plugin from the request id).
 	ID string `json:"-"`
 	// Lang is the request language, to match the style questions'
@@ -51,6 +56,9 @@ type Plan struct {
 	// Regions are one per layout object, in layout order, then the
 	// background. Their masks sum to white at every pixel.
 	Regions []Region `json:"regions"`
+	// GlobalWeight is the global prompt's weight beside the regions'
+	// (config global_weight).
+	GlobalWeight float64 `json:"global_weight"`
 	// TokenCounter says how tokens were counted: "tokenizer" or "estimate".
 	TokenCounter string `json:"token_counter"`
 	// The consumer formats (Formats): each left out when the request
@@ -59,10 +67,21 @@ type Plan struct {
 	RegionalPrompter RegionalPrompter `json:"regional_prompter,omitzero"`
 	ForgeCouple      ForgeCouple      `json:"forge_couple,omitzero"`
 	Omost            OmostCanvas      `json:"omost,omitzero"`
+	// WebUI holds the A1111 / Forge API requests (Regional Prompter and
+	// Forge Couple), each ready to POST (format a1111).
+	WebUI WebUIPayloads `json:"a1111,omitzero"`
 	// Notes say what was shortened, cut or left out, and why.
 	Notes []string `json:"notes,omitempty"`
 
-	depthOrder []int // object regions, nearest first
+	depthOrder []int  // object regions, nearest first
+	id         string // the request id, for file names
+	// pngs is where the A1111 bodies' InlinePNGs read their bytes (shared
+	// by copies of the plan); inlined names the files they carry.
+	pngs    *pngSource
+	inlined map[string]bool
+	// colorOnly is the Regional Prompter colour mask when only an A1111
+	// body carries it (the request did not ask for regional_prompter).
+	colorOnly *planImage
 }
 
 // Region is one regional prompt with its mask.
@@ -74,11 +93,24 @@ type Region struct {
 	Prompt string  `json:"prompt"`
 	Tokens int     `json:"tokens"`
 	Weight float64 `json:"weight"`
+	// Share is the region's own prompt's share of the conditioning where
+	// its mask is white: weight/(global_weight+weight), the same in the
+	// ComfyUI graph, Regional Prompter (Mask mode) and Forge Couple (Mask
+	// mode).
+	Share float64 `json:"share"`
+	// Negative is the region's own negative prompt (region control); it
+	// applies inside the region with the global negative.
+	Negative string `json:"negative,omitempty"`
+	// LoRAs apply to this region only (region control), where a format can.
+	LoRAs []LoRA `json:"loras,omitempty"`
 	// Box is the object's placed box (normalized); nil for the background.
 	Box *core.Box `json:"box,omitempty"`
 	// Coverage is the mean of the mask: the share of the canvas.
 	Coverage float64 `json:"coverage"`
-	// MaskFile is the name the consumer formats use for Mask.
+	// MaskFile is the name the consumer formats use for Mask. It ends in
+	// a hash of the mask's pixels, so that a name never stands for two
+	// different masks (ComfyUI renames an upload whose name exists with
+	// other content, unless overwrite=true).
 	MaskFile string `json:"mask_file"`
 	// Mask is the PNG of Image (8-bit grey at the canvas size, white where
 	// the region applies), when the caller has encoded Plan.Files (the
@@ -129,38 +161,106 @@ func (c *Composer) Compose(l layouts.Layout, req Request) (Plan, error) {
 	if l.Width <= 0 || l.Height <= 0 {
 		return Plan{}, core.Errorf(core.ErrBadRequest, "layout has no image size (%dx%d)", l.Width, l.Height)
 	}
-	if req.Steps < 0 || req.Steps > 1000 || math.IsNaN(req.CFG) || req.CFG < 0 || req.CFG > 100 || (req.Seed != nil && *req.Seed < 0) {
-		return Plan{}, core.Errorf(core.ErrBadRequest, "steps must be in 1..1000, cfg in 0..100 and seed >= 0")
+	if err := c.checkRequest(req); err != nil {
+		return Plan{}, err
 	}
 	b, err := c.chooseBucket(l.Width, l.Height, req)
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Width: b.W, Height: b.H, TokenCounter: c.counted}
+	p := Plan{Width: b.W, Height: b.H, TokenCounter: c.counted, GlobalWeight: c.cfg.GlobalWeight, id: req.ID,
+		pngs: &pngSource{}, inlined: map[string]bool{}}
 	styles := c.styleAnswers(l, req.Lang)
 	p.PositiveChunks = c.chunk(c.globalPhrases(l, styles, req), "positive prompt", &p.Notes)
 	p.Positive = strings.Join(p.PositiveChunks, " BREAK ")
 	p.NegativeChunks = c.chunk(append(splitTermsTrusted(c.cfg.Negative), splitTerms(req.Negative)...), "negative prompt", &p.Notes)
 	p.Negative = strings.Join(p.NegativeChunks, " BREAK ")
-	if err := c.buildRegions(&p, l, req.ID); err != nil {
+	controls := resolveControls(l, append(append([]RegionControl(nil), c.cfg.Regions...), req.Regions...), &p.Notes)
+	if err := c.buildRegions(&p, l, controls); err != nil {
 		return Plan{}, err
 	}
 	base := strings.Join(p.PositiveChunks, phraseSep)
-	if req.wants(FormatRegionalPrompter) {
-		if p.RegionalPrompter, err = c.regionalPrompter(&p, base, req.ID); err != nil {
+	a1111 := req.wants(FormatA1111)
+	var rp RegionalPrompter
+	if req.wants(FormatRegionalPrompter) || a1111 {
+		if rp, err = c.regionalPrompter(&p, base); err != nil {
 			return Plan{}, err
 		}
 	}
+	if req.wants(FormatRegionalPrompter) {
+		p.RegionalPrompter = rp
+	} else if a1111 {
+		p.colorOnly = &planImage{name: rp.MaskFile, image: rp.image} // only the A1111 body carries it
+	}
+	run := c.comfyRun(&p, req)
 	if req.wants(FormatComfyUI) {
-		p.ComfyUI = c.comfyGraph(c.comfyRun(&p, req))
+		p.ComfyUI = c.comfyGraph(run)
+	}
+	var fc ForgeCouple
+	if req.wants(FormatForgeCouple) || a1111 {
+		fc = c.forgeCouple(&p, base)
 	}
 	if req.wants(FormatForgeCouple) {
-		p.ForgeCouple = c.forgeCouple(&p, base)
+		p.ForgeCouple = fc
+	}
+	if a1111 {
+		p.WebUI = c.webUIPayloads(&p, rp, fc, run)
 	}
 	if req.wants(FormatOmost) {
 		p.Omost = c.omost(l, &p, styles)
 	}
+	c.noteFormatLimits(&p)
 	return p, nil
+}
+
+// checkRequest reports every request option it cannot honour, as one
+// ErrBadRequest naming each.
+func (c *Composer) checkRequest(req Request) error {
+	p := core.NewProblems("sdxl")
+	if req.Steps < 0 || req.Steps > 1000 {
+		p.Add("steps", "%d is out of range: use 1..1000", req.Steps)
+	}
+	if math.IsNaN(req.CFG) || req.CFG < 0 || req.CFG > 100 {
+		p.Add("cfg", "%v is out of range: use 0..100", req.CFG)
+	}
+	if req.Seed != nil && *req.Seed < 0 {
+		p.Add("seed", "%d is negative: use 0 or more", *req.Seed)
+	}
+	sampler, scheduler := c.samplerOf(req)
+	if problem := samplerProblem(sampler, scheduler); problem != "" {
+		p.Add("sampler", "%s", problem)
+	}
+	for i, rc := range req.Regions {
+		rc.validate(fmt.Sprintf("regions[%d]", i), p)
+	}
+	if err := p.Err(); err != nil {
+		return core.Errorf(core.ErrBadRequest, "%s", err.Error())
+	}
+	return nil
+}
+
+// samplerOf is the request's sampler and scheduler, else the configured.
+func (c *Composer) samplerOf(req Request) (string, string) {
+	sampler, scheduler := c.cfg.ComfyUI.Sampler, c.cfg.ComfyUI.Scheduler
+	if req.Sampler != "" {
+		sampler = req.Sampler
+	}
+	if req.Scheduler != "" {
+		scheduler = req.Scheduler
+	}
+	return sampler, scheduler
+}
+
+// noteFormatLimits says which region controls a format could not carry.
+func (c *Composer) noteFormatLimits(p *Plan) {
+	for _, r := range p.Regions {
+		if len(r.LoRAs) > 0 {
+			p.Notes = append(p.Notes, fmt.Sprintf("region %d (%s): its LoRAs are hooks on its own conditioning in the ComfyUI graph and tags in its part of the Regional Prompter prompt (Latent mode); Forge Couple has no per-region LoRAs, so its payloads leave them out", r.Index, r.Label))
+		}
+		if r.Negative != "" {
+			p.Notes = append(p.Notes, fmt.Sprintf("region %d (%s): its negative prompt is masked to it in the ComfyUI graph and in Regional Prompter's Mask mode; Regional Prompter's Matrix mode and Forge Couple take one negative prompt for the whole image, so their payloads use the global one", r.Index, r.Label))
+		}
+	}
 }
 
 // globalPhrases are the global prompt's phrases in order: caption, a
@@ -191,8 +291,8 @@ func splitTermsTrusted(s string) []string {
 }
 
 // buildRegions makes one region per object and the background, with
-// their masks at the canvas size.
-func (c *Composer) buildRegions(p *Plan, l layouts.Layout, id string) error {
+// their masks at the canvas size and their controls applied.
+func (c *Composer) buildRegions(p *Plan, l layouts.Layout, controls []regionControl) error {
 	labels := make([]string, len(l.Objects))
 	for i, o := range l.Objects {
 		labels[i] = o.Label
@@ -218,16 +318,30 @@ func (c *Composer) buildRegions(p *Plan, l layouts.Layout, id string) error {
 	})
 	for i := range p.Regions {
 		r := &p.Regions[i]
+		c.applyControl(r, controls[i], &p.Notes)
 		r.Tokens = c.tokens(r.Prompt)
+		r.Share = core.Round(r.Weight/(c.cfg.GlobalWeight+r.Weight), 4)
 		r.Coverage = core.Round(coverage(r.image, r.bounds), 4)
-		r.MaskFile = maskFileName(c.cfg.MaskPrefix, id, fmt.Sprintf("%02d-%s", i, slug(r.Label)))
 		if r.Coverage == 0 {
-			p.Notes = append(p.Notes, fmt.Sprintf("region %d (%s) has an empty mask: nearer objects cover it", i, r.Label))
+			p.Notes = append(p.Notes, fmt.Sprintf("region %d (%s) has an empty mask (nearer objects cover it): left out of the ComfyUI graph, Regional Prompter and Forge Couple, where it would cost a model pass per step for nothing", i, r.Label))
 		}
+		r.MaskFile = contentFileName(c.cfg.MaskPrefix, p.id, fmt.Sprintf("%02d-%s", i, slug(r.Label)), r.image)
 	}
 	p.depthOrder = seq(len(l.Objects))
 	sort.SliceStable(p.depthOrder, func(a, b int) bool { return l.Objects[p.depthOrder[a]].Depth < l.Objects[p.depthOrder[b]].Depth })
 	return nil
+}
+
+// conditioned lists the regions the formats condition on: those whose
+// mask is not empty.
+func (p *Plan) conditioned() []Region {
+	var out []Region
+	for _, r := range p.Regions {
+		if r.Coverage > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // backgroundPrompt is the scene phrase of the caption, if any, and the
@@ -243,10 +357,14 @@ func (c *Composer) backgroundPrompt(caption string, labels []string) string {
 	return prompt
 }
 
-// comfyRun collects what the ComfyUI graph needs.
+// comfyRun collects what the ComfyUI graph (and the WebUI payloads)
+// need: the plan's prompts and regions, the sampler settings with the
+// request's overrides.
 func (c *Composer) comfyRun(p *Plan, req Request) comfyRun {
 	r := comfyRun{width: p.Width, height: p.Height, positive: p.PositiveChunks, negative: p.NegativeChunks,
-		regions: p.Regions, seed: c.cfg.ComfyUI.Seed, steps: c.cfg.ComfyUI.Steps, cfg: c.cfg.ComfyUI.CFG}
+		regions: p.conditioned(), globalWeight: c.cfg.GlobalWeight,
+		seed: c.cfg.ComfyUI.Seed, steps: c.cfg.ComfyUI.Steps, cfg: c.cfg.ComfyUI.CFG}
+	r.sampler, r.scheduler = c.samplerOf(req)
 	if req.Seed != nil {
 		r.seed = *req.Seed
 	}
@@ -259,51 +377,6 @@ func (c *Composer) comfyRun(p *Plan, req Request) comfyRun {
 	return r
 }
 
-// File is one image of the plan that a consumer format names: its file
-// name, the image, and the plan's field for its PNG bytes. sdxl makes the
-// images; encoding them (PNGEncode, or the plugin's own encoder pool) is
-// the caller's, so that a caller asks only for what it sends.
-type File struct {
-	Name  string
-	Image image.Image
-	PNG   *[]byte
-}
-
-// Files lists every image of the plan, in order: the regions' masks, then
-// the Regional Prompter colour mask. It is the one list of them.
-func (p *Plan) Files() []File {
-	var out []File
-	for i := range p.Regions {
-		r := &p.Regions[i]
-		out = append(out, File{r.MaskFile, r.image, &r.Mask})
-	}
-	if rp := &p.RegionalPrompter; rp.MaskFile != "" && rp.image != nil {
-		out = append(out, File{rp.MaskFile, rp.image, &rp.Mask})
-	}
-	return out
-}
-
-// EncodeFiles encodes every file of the plan to PNG in place.
-func (p *Plan) EncodeFiles() error {
-	for _, f := range p.Files() {
-		data, err := pngenc.Bytes(f.Image)
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.Name, err)
-		}
-		*f.PNG = data
-	}
-	return nil
-}
-
-// MaskFiles lists the file names of Files.
-func (p *Plan) MaskFiles() []string {
-	var out []string
-	for _, f := range p.Files() {
-		out = append(out, f.Name)
-	}
-	return out
-}
-
 // Canvas returns the plan's canvas for layouts' preview.
 func (p Plan) Canvas() layouts.Canvas {
 	c := layouts.Canvas{Width: p.Width, Height: p.Height}
@@ -311,14 +384,6 @@ func (p Plan) Canvas() layouts.Canvas {
 		c.Regions = append(c.Regions, layouts.CanvasRegion{Label: r.Label, Color: r.Object, Prompt: r.Prompt, Mask: r.image, Bounds: r.bounds})
 	}
 	return c
-}
-
-// maskFileName builds a file-name-safe mask name.
-func maskFileName(prefix, id, what string) string {
-	if id = slug(id); id != "" {
-		return fmt.Sprintf("%s_%s_%s.png", prefix, id, what)
-	}
-	return fmt.Sprintf("%s_%s.png", prefix, what)
 }
 
 // slug keeps letters, digits and '-' of s (lowercased), other runs as '-',

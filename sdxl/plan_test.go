@@ -6,6 +6,7 @@ import (
 	"flag"
 	"image"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -15,6 +16,9 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// inlinePNG matches a base64 PNG in JSON.
+var inlinePNG = regexp.MustCompile(`"iVBORw0KGgo[A-Za-z0-9+/=]*"`)
 
 // planScenes are the plans kept as golden files (masks as their
 // coverage; the previews show them).
@@ -41,14 +45,20 @@ func TestGoldenPlans(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkMasks(t, p)
-			for i := range p.Regions {
-				p.Regions[i].Mask = nil
+			// The A1111 bodies carry the PNGs (as base64): encode them, and
+			// keep them out of the plan's own fields.
+			if err := p.EncodeFiles(); err != nil {
+				t.Fatal(err)
 			}
-			p.RegionalPrompter.Mask = nil
+			for _, f := range p.Files() {
+				*f.PNG = nil
+			}
 			got, err := json.MarshalIndent(p, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The WebUI payloads carry the PNGs again, as base64.
+			got = inlinePNG.ReplaceAll(got, []byte(`"<png>"`))
 			layoutstest.CheckGolden(t, filepath.Join("testdata", "golden", sc.name+".json"), append(got, '\n'), *update)
 
 			planner, _ := layouts.New(layouts.DefaultConfig())
@@ -102,7 +112,7 @@ func TestNoObjects(t *testing.T) {
 	if err := p.ComfyUI.Check(p.MaskFiles()); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.ForgeCouple.Mapping) != 1 || len(p.Omost.Locals) != 0 {
+	if len(p.ForgeCouple.Masks) != 1 || len(p.ForgeCouple.Advanced.Mapping) != 1 || len(p.Omost.Locals) != 0 {
 		t.Errorf("forge %+v omost %+v", p.ForgeCouple, p.Omost)
 	}
 }
@@ -112,14 +122,20 @@ func TestForgeCoupleAndOmost(t *testing.T) {
 	l := layoutOf(t, livingRoom(), "")
 	p := compose(t, c, l, Request{Positive: "line\nbreak"})
 	fc := p.ForgeCouple
-	lines := strings.Split(fc.Prompt, fc.Separator)
-	if len(lines) != len(fc.Mapping) || len(lines) != len(l.Objects)+1 {
-		t.Fatalf("%d lines for %d mapping rows", len(lines), len(fc.Mapping))
+	if lines := strings.Split(fc.Prompt, fc.Separator); len(lines) != len(fc.Masks)+1 || len(fc.Masks) != len(l.Objects)+1 {
+		t.Fatalf("mask mode: %d lines for %d masks", len(lines), len(fc.Masks))
 	}
-	if fc.Mapping[0] != [5]float64{0, 1, 0, 1, 0.6} {
-		t.Errorf("background line %v", fc.Mapping[0])
+	if fc.Background != "First Line" || fc.BackgroundWeight != 0.4 || fc.Masks[3].Label != "background" || fc.Masks[3].Weight != 0.8 {
+		t.Errorf("mask mode %+v", fc)
 	}
-	if m := fc.Mapping[1]; m[0] != 0.0781 || m[1] != 0.3906 || m[2] != 0.1563 || m[3] != 0.4688 || m[4] != 1 {
+	adv := fc.Advanced
+	if lines := strings.Split(adv.Prompt, fc.Separator); len(lines) != len(adv.Mapping) || len(lines) != len(l.Objects)+1 {
+		t.Fatalf("advanced: %d lines for %d mapping rows", len(lines), len(adv.Mapping))
+	}
+	if adv.Mapping[0] != [5]float64{0, 1, 0, 1, 0.4} {
+		t.Errorf("global line %v", adv.Mapping[0])
+	}
+	if m := adv.Mapping[1]; m[0] != 0.0781 || m[1] != 0.3906 || m[2] != 0.1563 || m[3] != 0.4688 || m[4] != 1 {
 		t.Errorf("cat line %v", m)
 	}
 	code := p.Omost.Code
@@ -169,8 +185,9 @@ func FuzzCompose(f *testing.F) {
 		if n := strings.Count(rp.Prompt, " BREAK\n") + 1; n != len(rp.Colors) {
 			t.Fatalf("regional prompter: %d prompts for %d colours", n, len(rp.Colors))
 		}
-		if len(p.ForgeCouple.Mapping) != len(strings.Split(p.ForgeCouple.Prompt, "\n")) {
-			t.Fatal("forge couple lines and mapping differ")
+		if len(p.ForgeCouple.Masks)+1 != len(strings.Split(p.ForgeCouple.Prompt, "\n")) ||
+			len(p.ForgeCouple.Advanced.Mapping) != len(strings.Split(p.ForgeCouple.Advanced.Prompt, "\n")) {
+			t.Fatal("forge couple lines and masks or mapping differ")
 		}
 	})
 }
@@ -188,7 +205,31 @@ func TestComposeBuildsOnlyWantedFormats(t *testing.T) {
 	if len(files) != len(p.Regions) {
 		t.Errorf("%d files, want the %d region masks without the colour mask", len(files), len(p.Regions))
 	}
-	if err := CheckFormats([]string{"comfyui", "a1111"}); err == nil || !strings.Contains(err.Error(), "a1111") {
+	if p.WebUI.RegionalPrompter != nil || p.WebUI.Endpoint != "" {
+		t.Errorf("comfyui only has A1111 bodies: %+v", p.WebUI)
+	}
+	if err := CheckFormats([]string{"comfyui", "thumbnail"}); err == nil || !strings.Contains(err.Error(), "thumbnail") {
 		t.Errorf("CheckFormats: %v", err)
+	}
+
+	// The A1111 bodies alone: made from Regional Prompter's and Forge
+	// Couple's plans, which stay out of the plan; the colour mask is a
+	// file only the body carries.
+	p, err := c.Compose(l, Request{Formats: []string{FormatA1111}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.WebUI.RegionalPrompter == nil || p.WebUI.ForgeCouple == nil || p.RegionalPrompter.Prompt != "" || p.ForgeCouple.Mode != "" || len(p.ComfyUI) != 0 {
+		t.Fatalf("a1111 only: %+v", p)
+	}
+	files = p.Files()
+	if len(files) != len(p.Regions)+1 || files[len(files)-1].Kind != KindColorMask || !files[len(files)-1].Inline {
+		t.Errorf("files %+v", files)
+	}
+	if err := p.EncodeFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := json.Marshal(p); err != nil {
+		t.Errorf("marshal: %v", err)
 	}
 }

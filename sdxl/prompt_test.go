@@ -3,28 +3,9 @@ package sdxl
 import (
 	"strings"
 	"testing"
-	"unicode"
 
 	"paliprompt/layouts"
 )
-
-func TestEscape(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"a cat", "a cat"},
-		{"(cat:1.2)", `\(cat:1.2\)`},
-		{"[dog] and (bird)", `\(dog\) and \(bird\)`},
-		{`back\slash \(x\)`, `backslash \(x\)`},
-		{"red BREAK blue AND green ADDBASE", "red break blue and green addbase"},
-		{"BREAKING news", "BREAKING news"},
-		{"line\nbreak\ttab  spaces", "line break tab spaces"},
-		{"  ", ""},
-	}
-	for _, tt := range tests {
-		if got := Escape(tt.in); got != tt.want {
-			t.Errorf("Escape(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
 
 func TestPlainText(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -39,31 +20,6 @@ func TestPlainText(t *testing.T) {
 			t.Errorf("plainText(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-}
-
-func FuzzEscape(f *testing.F) {
-	for _, s := range []string{"(cat:1.2)", `\\(x\\)`, "BREAK\nAND", "[a]", "é (ü) 日本"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		e := Escape(s)
-		for i, r := range e {
-			if (r == '(' || r == ')') && (i == 0 || e[i-1] != '\\') {
-				t.Fatalf("Escape(%q) = %q has an unescaped %q", s, e, r)
-			}
-			if r == '[' || r == ']' || unicode.IsControl(r) {
-				t.Fatalf("Escape(%q) = %q has %q", s, e, r)
-			}
-		}
-		for _, w := range strings.Fields(e) {
-			if keywords[w] {
-				t.Fatalf("Escape(%q) = %q keeps keyword %s", s, e, w)
-			}
-		}
-		if p := plainText(e); strings.ContainsAny(p, "\\") {
-			t.Fatalf("plainText(Escape(%q)) = %q keeps a backslash", s, p)
-		}
-	})
 }
 
 func TestEstimateCounter(t *testing.T) {
