@@ -185,6 +185,8 @@ type request struct {
 	Caption  string   `json:"caption,omitempty"`
 	Detect   string   `json:"detect,omitempty"`
 	Segment  string   `json:"segment,omitempty"`
+	Place    any      `json:"place,omitempty"`
+	SDXL     any      `json:"sdxl,omitempty"`
 	ImageB64 string   `json:"image_b64,omitempty"`
 }
 
@@ -228,6 +230,24 @@ func main() {
 	})
 	writeJSON(filepath.Join(dir, "requests", "generate-house.json"), request{
 		ID: "house", Objects: []string{"house", "tree", "sun"}, Caption: houseScene.caption, Detect: detectText(houseScene), ImageB64: imgs[houseScene.name],
+	})
+	// Every SDXL option at once: a placement, sampler settings, per-region
+	// control and every conditioning image (examples/README.md: "A run
+	// with every option").
+	writeJSON(filepath.Join(dir, "requests", "generate-house-every-option.json"), request{
+		ID: "house-every-option", Objects: []string{"house", "tree", "sun"}, Caption: houseScene.caption, Detect: detectText(houseScene),
+		Place: map[string]any{"sun": "top-left"},
+		SDXL: map[string]any{
+			"positive": "golden hour", "negative": "people", "seed": 7, "steps": 28, "cfg": 6.5,
+			"sampler": "dpmpp_2m_sde", "scheduler": "karras",
+			"regions": []map[string]any{
+				{"object": "house", "prompt": "red brick walls", "negative": "modern glass", "weight": 1.2,
+					"loras": []map[string]any{{"name": "sdxl/cottage-style.safetensors", "strength": 0.7}}},
+				{"object": "background", "prompt": "rolling hills"},
+			},
+			"hints": map[string]any{"edges": true, "segmentation": true, "start_canvas": true, "crops": true, "denoise": 0.85},
+		},
+		ImageB64: imgs[houseScene.name],
 	})
 	writeJSON(filepath.Join(dir, "requests", "detect-portrait.json"), request{
 		ID: "portrait", Detect: detectText(portrait), ImageB64: imgs[portrait.name],

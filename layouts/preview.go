@@ -24,6 +24,7 @@ import (
 type Canvas struct {
 	Width, Height int
 	Regions       []CanvasRegion
+	Panels        []CanvasPanel // extra images, drawn small (panels.go)
 }
 
 // CanvasRegion is one regional prompt of the canvas.
@@ -175,7 +176,7 @@ func (p *Planner) Preview(ref image.Image, l Layout, c Canvas) *image.RGBA {
 	m := st.margin
 	header := st.line * 1.6
 	totalW := int(m*3) + refW + canW
-	totalH := int(m*2+header+st.line*0.5) + st.panelH + int(float64(legendLines)*st.line)
+	totalH := int(m*2+header+st.line*0.5) + st.panelH + int(float64(legendLines)*st.line) + int(panelRow(st, c))
 	dc := gg.NewContext(totalW, totalH)
 	dc.SetRGB255(250, 250, 248)
 	dc.Clear()
@@ -192,6 +193,7 @@ func (p *Planner) Preview(ref image.Image, l Layout, c Canvas) *image.RGBA {
 	legendTop := top + float64(st.panelH) + st.line*0.5
 	drawLegend(dc, st, refLegend, refX, legendTop)
 	drawLegend(dc, st, canLegend, canX, legendTop)
+	drawPanels(dc, st, c.Panels, refX, legendTop+float64(legendLines)*st.line, float64(totalW)-2*m)
 	return dc.Image().(*image.RGBA)
 }
 

@@ -80,11 +80,16 @@ func (o *Object) taps(lo, hi, n int, frame Frame, horizontal bool) []tap {
 				_, u = o.toCanvas.invert(0, u)
 			}
 		}
-		x := u*size - 0.5
-		fx := math.Floor(x)
-		out = append(out, tap{int(fx), float32(x - fx)})
+		out = append(out, tapAt(u*size-0.5))
 	}
 	return out
+}
+
+// tapAt is the tap of a position in reference pixels (pixel centres at
+// integers).
+func tapAt(x float64) tap {
+	fx := math.Floor(x)
+	return tap{int(fx), float32(x - fx)}
 }
 
 // sample is the mask's raw value interpolated bilinearly at a tap pair.

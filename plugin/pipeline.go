@@ -187,7 +187,7 @@ func (p *Pipeline) plan(reply *Reply, res core.Result, req Request, img image.Im
 	}
 	reply.clock.Lap("layout")
 	sreq := req.SDXL
-	sreq.ID, sreq.Lang, sreq.Formats = req.ID, req.Args.Lang, req.Include.formats()
+	sreq.ID, sreq.Lang, sreq.Formats, sreq.Reference = req.ID, req.Args.Lang, req.Include.formats(), img
 	plan, err := p.composer.Compose(layout, sreq)
 	if err != nil {
 		return fmt.Errorf("sdxl plan: %w", err)
@@ -225,10 +225,11 @@ func taskFields() []string {
 }
 
 // loadImage fetches (for image_object) and decodes the request's image;
-// layout requests have none.
+// layout requests may have none (nil), and one they carry must be of
+// their width and height.
 func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSource) (image.Image, grounding.ImageInfo, error) {
 	var info grounding.ImageInfo
-	if req.Endpoint == EndpointLayout {
+	if req.Endpoint == EndpointLayout && req.Image == nil && req.ImageObject == "" {
 		return nil, info, nil
 	}
 	data := req.Image
@@ -249,6 +250,11 @@ func (p *Pipeline) loadImage(ctx context.Context, req Request, images imageSourc
 	})
 	if err != nil {
 		return nil, info, fmt.Errorf("decode image: %w", err)
+	}
+	// The full size: a JPEG may be decoded smaller (fast mode).
+	if req.Endpoint == EndpointLayout && (info.Width != req.Width || info.Height != req.Height) {
+		return nil, info, core.Errorf(core.ErrBadRequest, "the image is %dx%d, but the layout request says %dx%d (width, height): they must match",
+			info.Width, info.Height, req.Width, req.Height)
 	}
 	return img, info, nil
 }

@@ -373,8 +373,8 @@ func setName(b *Blob, name string) {
 func (r *Reply) setPlan(plan sdxl.Plan, in Include) {
 	r.Masks, r.inlineOnly = map[string]*Blob{}, map[string]*Blob{}
 	for _, f := range plan.Files() {
-		switch {
-		case in.has(fileParts[f.Kind]):
+		switch part := fileParts[f.Kind]; {
+		case part == "" || in.has(part):
 			r.Masks[f.Name] = imageBlob(f.Image)
 		case f.Inline:
 			r.inlineOnly[f.Name] = imageBlob(f.Image)
@@ -386,10 +386,13 @@ func (r *Reply) setPlan(plan sdxl.Plan, in Include) {
 	r.nameBlobs()
 }
 
-// fileParts is the reply part that lists each kind of plan image.
+// fileParts is the reply part that lists each kind of plan image; ""
+// for the hints, which are made only when a request or the config asks
+// for them, and then always listed.
 var fileParts = map[sdxl.FileKind]string{
 	sdxl.KindRegionMask: PartRegionMasks,
 	sdxl.KindColorMask:  sdxl.FormatRegionalPrompter,
+	sdxl.KindHint:       "",
 }
 
 // encodedPNG is the PNG of a plan image the reply encoded, nil if none.

@@ -83,7 +83,8 @@ type Request struct {
 	Endpoint Endpoint
 	// Image is the encoded image sent in the message; ImageObject names
 	// one in the images bucket instead. Exactly one is set, except for
-	// layout requests, which carry neither.
+	// layout requests, which may carry one (of their width and height)
+	// for the preview and the conditioning images, or neither.
 	Image       []byte
 	ImageObject string
 	// Width and Height are the image size of a layout request.
@@ -600,13 +601,9 @@ func jsonType(t reflect.Type) string {
 
 func setImage(req *Request, j jsonRequest, lim requestLimits) error {
 	hasB64, hasObject := j.ImageB64 != nil, j.ImageObject != nil
-	if req.Endpoint == EndpointLayout {
-		if hasB64 || hasObject {
-			return core.Errorf(core.ErrBadRequest, "layout requests take no image (width and height instead); send images to generate")
-		}
-		return nil
-	}
 	switch {
+	case req.Endpoint == EndpointLayout && !hasB64 && !hasObject:
+		return nil // the usual layout request: no image, only its size
 	case hasB64 && hasObject:
 		return core.Errorf(core.ErrBadRequest, "set image_b64 or image_object, not both")
 	case hasObject:

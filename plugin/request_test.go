@@ -101,7 +101,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"bad placement header", EndpointGenerate, nats.Header{HeaderPlace: {"dog"}}, "x", core.ErrBadRequest, "Paliprompt-Place header"},
 		{"bad placement json", EndpointLayout, nil, `{"width": 1, "height": 1, "place": ["dog"]}`, core.ErrBadRequest, "place must be an object"},
 		{"sdxl not object", EndpointGenerate, jsonHeader, `{"image_b64": "AAAA", "sdxl": [1]}`, core.ErrBadRequest, `"sdxl" must be a JSON object`},
-		{"layout with image", EndpointLayout, nil, `{"width": 1, "height": 1, "image_b64": "AAAA"}`, core.ErrBadRequest, "layout requests take no image"},
+		{"layout with two images", EndpointLayout, nil, `{"width": 1, "height": 1, "image_b64": "AAAA", "image_object": "x.png"}`, core.ErrBadRequest, "set image_b64 or image_object, not both"},
 		{"layout without size", EndpointLayout, nil, `{"caption": "x"}`, core.ErrBadRequest, "need width and height"},
 		{"layout zero size", EndpointLayout, nil, `{"width": 0, "height": 5}`, core.ErrBadRequest, "must be positive"},
 		{"layout too large", EndpointLayout, nil, `{"width": 2000, "height": 2000}`, core.ErrBadImage, "2000x2000 = 4 Mpx, limit is 1 Mpx"},

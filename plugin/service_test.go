@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
+	"image/png"
 	"maps"
 	"math"
 	"reflect"
@@ -18,6 +20,7 @@ import (
 
 	"paliprompt/core"
 	"paliprompt/grounding/paligemma"
+	"paliprompt/sdxl"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -773,5 +776,142 @@ func TestA1111BodiesCarryTheReplysPNGs(t *testing.T) {
 	}
 	if !hasStage(r, fmt.Sprintf("png (%d images)", len(want))) {
 		t.Errorf("timings %+v: want the %d images the bodies carry encoded", r.Timings, len(want))
+	}
+}
+
+// TestHintsOverNATS: generate and layout requests turn on every
+// conditioning image with the "sdxl" option; each comes back among the
+// reply's PNGs under the name the plan gives it, the graph uses them and
+// validates, and a layout request without an image may not ask for the
+// ones that need it.
+func TestHintsOverNATS(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.SDXL.ControlNet.Edges.Model = "diffusers_xl_canny_mid.safetensors"
+	cfg.SDXL.IPAdapter.Model, cfg.SDXL.IPAdapter.ClipVision = "ip-adapter-plus_sdxl_vit-h.safetensors", "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+	startPlugin(t, cfg, Deps{})
+	nc := connectClient(t, srv.ClientURL())
+	hints := map[string]any{"edges": true, "segmentation": true, "start_canvas": true, "crops": true, "denoise": 0.75}
+	text := map[string]any{"caption": "a red square", "detect": "<loc0256><loc0256><loc0511><loc0511> red square"}
+	requests := map[string]map[string]any{
+		"generate": {"image_b64": b64(scenePNG(t, 320, 240)), "sdxl": map[string]any{"hints": hints}},
+		"layout":   {"width": 320, "height": 240, "image_b64": b64(scenePNG(t, 320, 240)), "sdxl": map[string]any{"hints": hints}},
+	}
+	for ep, body := range requests {
+		t.Run(ep, func(t *testing.T) {
+			for k, v := range text {
+				body[k] = v
+			}
+			m := request(t, nc, "paliprompt.v1."+ep, jsonHeader, jsonBody(t, body))
+			r := decodeReply(t, m)
+			if r.SDXL == nil {
+				t.Fatalf("no plan: %s", m.Data[:min(len(m.Data), 300)])
+			}
+			h := r.SDXL.Hints
+			if h.Edges == nil || h.Segmentation == nil || h.StartCanvas == nil || len(h.Crops) != 1 || h.Denoise != 0.75 {
+				t.Fatalf("hints %+v", h)
+			}
+			for _, name := range []string{h.Edges.File, h.Segmentation.File, h.StartCanvas.File, h.Crops[0].File} {
+				if b := r.Masks[name]; b == nil || !bytes.HasPrefix(b.PNG, []byte("\x89PNG")) {
+					t.Errorf("hint %s not among the reply's PNGs", name)
+				}
+			}
+			var files []string
+			for name := range r.Masks {
+				files = append(files, name)
+			}
+			if err := r.SDXL.ComfyUI.Check(files); err != nil {
+				t.Errorf("graph: %v", err)
+			}
+			if r.SDXL.WebUI.Endpoint != "/sdapi/v1/img2img" || r.SDXL.WebUI.RegionalPrompter.DenoisingStrength != 0.75 {
+				t.Errorf("A1111 payloads %s, denoise %v", r.SDXL.WebUI.Endpoint, r.SDXL.WebUI.RegionalPrompter.DenoisingStrength)
+			}
+			t.Logf("%s reply with every hint: %d bytes", ep, len(m.Data))
+		})
+	}
+	body := jsonBody(t, map[string]any{"width": 320, "height": 240, "caption": "a red square", "sdxl": map[string]any{"hints": map[string]any{"edges": true}}})
+	if code, desc := errorOf(request(t, nc, "paliprompt.v1.layout", nil, body)); code != 400 || !strings.Contains(desc, "hint edges needs the reference image") {
+		t.Errorf("edges without an image: %d %q", code, desc)
+	}
+	body = jsonBody(t, map[string]any{"width": 100, "height": 240, "image_b64": b64(scenePNG(t, 320, 240))})
+	if code, desc := errorOf(request(t, nc, "paliprompt.v1.layout", nil, body)); code != 400 || !strings.Contains(desc, "the image is 320x240, but the layout request says 100x240") {
+		t.Errorf("image of another size: %d %q", code, desc)
+	}
+}
+
+// TestPayloadsGoToTheObjectStore: when even with every PNG in the results
+// bucket a reply would be over the max payload, the A1111 bodies (which
+// carry their images inline) go there too, as JSON, and the reply names
+// them; nothing is lost.
+func TestPayloadsGoToTheObjectStore(t *testing.T) {
+	srv := startServer(t, 96<<10)
+	startPlugin(t, testConfig(t, srv.ClientURL()), Deps{})
+	nc := connectClient(t, srv.ClientURL())
+	body := jsonBody(t, map[string]any{"id": "heavy", "width": 320, "height": 240, "image_b64": b64(scenePNG(t, 320, 240)),
+		"caption": "a red square", "detect": "<loc0256><loc0256><loc0511><loc0511> red square",
+		"sdxl": map[string]any{"hints": map[string]any{"edges": true, "start_canvas": true, "crops": true}}})
+	m := request(t, nc, "paliprompt.v1.layout", nil, body)
+	r := decodeReply(t, m)
+	if r.SDXL == nil || r.SDXL.WebUI.RegionalPrompter != nil || len(r.Payloads) != 4 || r.SDXL.WebUI.Endpoint != "/sdapi/v1/img2img" {
+		t.Fatalf("payloads %v, a1111 %+v", r.Payloads, r.SDXL.WebUI)
+	}
+	store, err := newJS(t, nc).ObjectStore(context.Background(), "paliprompt-results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := r.Payloads["a1111-regional-prompter.json"]
+	if stored.Bucket != "paliprompt-results" || stored.Object != "heavy/a1111-regional-prompter.json" {
+		t.Errorf("the Regional Prompter body is named %+v", stored)
+	}
+	data, err := store.GetBytes(context.Background(), stored.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rp sdxl.WebUIRequest
+	if err := json.Unmarshal(data, &rp); err != nil || len(rp.InitImages) != 1 || rp.AlwaysonScripts["Regional Prompter"].Args == nil {
+		t.Errorf("stored body: %v, %d init images", err, len(rp.InitImages))
+	}
+	t.Logf("reply %d bytes, the Regional Prompter body %d bytes in the bucket", len(m.Data), len(data))
+}
+
+// TestLayoutImageInFastMode: a layout request's image is checked against
+// its width and height at the image's full size, though fast mode decodes
+// the JPEG smaller; the hints are made from the smaller image, at the
+// canvas size.
+func TestLayoutImageInFastMode(t *testing.T) {
+	srv := startServer(t, 0)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Model.FastDecodeMinSide = 200
+	startPlugin(t, cfg, Deps{})
+	nc := connectClient(t, srv.ClientURL())
+	img := image.NewRGBA(image.Rect(0, 0, 1600, 1200))
+	for y := range 1200 {
+		for x := range 1600 {
+			if x > 400 && x < 800 && y > 300 && y < 600 {
+				img.Set(x, y, color.RGBA{220, 30, 30, 255})
+			} else {
+				img.Set(x, y, color.RGBA{240, 240, 240, 255})
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]any{"width": 1600, "height": 1200, "image_b64": b64(buf.Bytes()), "caption": "a red square",
+		"detect": "<loc0256><loc0256><loc0511><loc0511> red square", "sdxl": map[string]any{"hints": map[string]any{"edges": true, "crops": true}}}
+	r := decodeReply(t, request(t, nc, "paliprompt.v1.layout", nil, jsonBody(t, fields)))
+	h := r.SDXL.Hints
+	if h.Edges == nil || len(h.Crops) != 1 || r.Masks[h.Edges.File] == nil {
+		t.Fatalf("hints %+v", h)
+	}
+	edges, err := png.Decode(bytes.NewReader(r.Masks[h.Edges.File].PNG))
+	if err != nil || edges.Bounds() != image.Rect(0, 0, r.SDXL.Width, r.SDXL.Height) {
+		t.Errorf("edge hint %v, %v; canvas %dx%d", err, edges.Bounds(), r.SDXL.Width, r.SDXL.Height)
+	}
+	fields["width"] = 400 // the decoded size, not the image's
+	fields["height"] = 300
+	if code, desc := errorOf(request(t, nc, "paliprompt.v1.layout", nil, jsonBody(t, fields))); code != 400 || !strings.Contains(desc, "the image is 1600x1200") {
+		t.Errorf("a size other than the image's: %d %q", code, desc)
 	}
 }

@@ -61,6 +61,11 @@ type comfyRun struct {
 	cfg          float64
 	sampler      string
 	scheduler    string
+	// hints are the plan's conditioning images; the configs say which
+	// models apply them.
+	hints      *Hints
+	controlNet ControlNetsConfig
+	ipAdapter  IPAdapterConfig
 }
 
 // comfyGraph builds the regional workflow:
@@ -76,7 +81,16 @@ type comfyRun struct {
 //     the region's weight, combined into the positive conditioning with
 //     ConditioningCombine; its own negative (the global negative and its
 //     terms) masked the same way into the negative conditioning;
-//   - EmptyLatentImage at the bucket size, KSampler, VAEDecode, SaveImage.
+//   - each hint with a ControlNet model in config: LoadImage,
+//     ControlNetLoader and ControlNetApplyAdvanced on the final positive
+//     and negative conditioning;
+//   - with an IP-Adapter model in config and crops: IPAdapterModelLoader,
+//     CLIPVisionLoader, and per object LoadImage of its crop and
+//     IPAdapterAdvanced masked to its region (attn_mask), chained on the
+//     model (ComfyUI_IPAdapter_plus nodes);
+//   - EmptyLatentImage at the bucket size, or with a start canvas
+//     LoadImage and VAEEncode, with KSampler's denoise set; KSampler,
+//     VAEDecode, SaveImage.
 //
 // ComfyUI weighs each conditioning by its strength times its mask and
 // divides by the sum, so where a region's mask is white (and no other
@@ -91,24 +105,88 @@ func (c *Composer) comfyGraph(r comfyRun) Graph {
 		positive = b.add("ConditioningSetAreaStrength", "Global prompt weight", map[string]any{"conditioning": positive, "strength": r.globalWeight})
 	}
 	negative := c.encodeChunks(b, clip, r, r.negative, "Negative prompt")
+	masks := map[int]Link{}
 	for _, reg := range r.regions {
 		regionClip := c.hookedClip(b, clip, reg)
 		mask := b.add("LoadImageMask", "Mask "+reg.Label, map[string]any{"image": reg.MaskFile, "channel": "red"})
+		masks[reg.Index] = mask
 		positive = c.maskedCondition(b, positive, c.encode(b, regionClip, r, reg.Prompt, "Region "+reg.Label), mask, reg, "")
 		if reg.Negative != "" {
 			neg := c.encodeChunks(b, regionClip, r, regionNegative(r.negative, reg.Negative), "Negative "+reg.Label)
 			negative = c.maskedCondition(b, negative, neg, mask, reg, "negative ")
 		}
 	}
-	latent := b.add("EmptyLatentImage", "Canvas", map[string]any{"width": r.width, "height": r.height, "batch_size": 1})
+	vae := Link{ckpt.Node, 2}
+	positive, negative = applyControlNets(b, r, positive, negative, vae)
+	model := applyIPAdapters(b, r, Link{ckpt.Node, 0}, masks)
+	latent, denoise := startLatent(b, r, vae)
 	samples := b.add("KSampler", "Sampler", map[string]any{
-		"model": Link{ckpt.Node, 0}, "seed": r.seed, "steps": r.steps, "cfg": r.cfg,
+		"model": model, "seed": r.seed, "steps": r.steps, "cfg": r.cfg,
 		"sampler_name": r.sampler, "scheduler": r.scheduler,
-		"positive": positive, "negative": negative, "latent_image": latent, "denoise": 1.0,
+		"positive": positive, "negative": negative, "latent_image": latent, "denoise": denoise,
 	})
-	image := b.add("VAEDecode", "Decode", map[string]any{"samples": samples, "vae": Link{ckpt.Node, 2}})
+	image := b.add("VAEDecode", "Decode", map[string]any{"samples": samples, "vae": vae})
 	b.add("SaveImage", "Save", map[string]any{"images": image, "filename_prefix": c.cfg.ComfyUI.FilenamePrefix})
 	return b.g
+}
+
+// applyControlNets applies each hint that has a ControlNet model to the
+// final conditioning.
+func applyControlNets(b *graphBuilder, r comfyRun, positive, negative, vae Link) (Link, Link) {
+	if r.hints == nil {
+		return positive, negative
+	}
+	for _, cn := range []struct {
+		name string
+		img  *HintImage
+		cfg  ControlNetConfig
+	}{{"edge", r.hints.Edges, r.controlNet.Edges}, {"segmentation", r.hints.Segmentation, r.controlNet.Segmentation}} {
+		if cn.img == nil || cn.cfg.Model == "" {
+			continue
+		}
+		img := b.add("LoadImage", cn.name+" hint", map[string]any{"image": cn.img.File})
+		net := b.add("ControlNetLoader", cn.name+" ControlNet", map[string]any{"control_net_name": cn.cfg.Model})
+		apply := b.add("ControlNetApplyAdvanced", "Apply "+cn.name+" ControlNet", map[string]any{
+			"positive": positive, "negative": negative, "control_net": net, "image": img,
+			"strength": cn.cfg.Strength, "start_percent": cn.cfg.Start, "end_percent": cn.cfg.End, "vae": vae,
+		})
+		positive, negative = apply, Link{apply.Node, 1}
+	}
+	return positive, negative
+}
+
+// applyIPAdapters chains one IP-Adapter per object crop onto the model,
+// each masked to its region, when an IP-Adapter is configured.
+func applyIPAdapters(b *graphBuilder, r comfyRun, model Link, masks map[int]Link) Link {
+	ip := r.ipAdapter
+	if r.hints == nil || len(r.hints.Crops) == 0 || ip.Model == "" {
+		return model
+	}
+	adapter := b.add("IPAdapterModelLoader", "IP-Adapter", map[string]any{"ipadapter_file": ip.Model})
+	vision := b.add("CLIPVisionLoader", "CLIP vision", map[string]any{"clip_name": ip.ClipVision})
+	for _, crop := range r.hints.Crops {
+		mask, ok := masks[crop.Region]
+		if !ok {
+			continue // the region's mask is empty: nothing to adapt
+		}
+		img := b.add("LoadImage", "Crop "+crop.Label, map[string]any{"image": crop.File})
+		model = b.add("IPAdapterAdvanced", "IP-Adapter "+crop.Label, map[string]any{
+			"model": model, "ipadapter": adapter, "image": img, "weight": ip.Weight, "weight_type": ip.WeightType,
+			"combine_embeds": "concat", "start_at": ip.Start, "end_at": ip.End, "embeds_scaling": "V only",
+			"attn_mask": mask, "clip_vision": vision,
+		})
+	}
+	return model
+}
+
+// startLatent is the sampler's start: the start canvas encoded by the
+// VAE with its denoise, else an empty latent at the bucket size.
+func startLatent(b *graphBuilder, r comfyRun, vae Link) (Link, float64) {
+	if r.hints != nil && r.hints.StartCanvas != nil {
+		img := b.add("LoadImage", "Start canvas", map[string]any{"image": r.hints.StartCanvas.File})
+		return b.add("VAEEncode", "Encode start canvas", map[string]any{"pixels": img, "vae": vae}), r.hints.Denoise
+	}
+	return b.add("EmptyLatentImage", "Canvas", map[string]any{"width": r.width, "height": r.height, "batch_size": 1}), 1.0
 }
 
 // maskedCondition masks a region's conditioning and combines it into all.

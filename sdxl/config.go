@@ -64,6 +64,11 @@ type Config struct {
 	Regions []RegionControl `toml:"regions"`
 
 	ComfyUI ComfyUIConfig `toml:"comfyui"`
+	// Hints, ControlNet and IPAdapter set the conditioning images from the
+	// reference (hints.go) and how the formats use them.
+	Hints      HintsConfig       `toml:"hints"`
+	ControlNet ControlNetsConfig `toml:"controlnet"`
+	IPAdapter  IPAdapterConfig   `toml:"ipadapter"`
 }
 
 // StyleQuestion is one VQA pass and how its answer is used.
@@ -133,6 +138,12 @@ func DefaultConfig() Config {
 			Checkpoint: "sd_xl_base_1.0.safetensors", Steps: 30, CFG: 7, Sampler: "dpmpp_2m",
 			Scheduler: "karras", TextEncoder: "sdxl", SetCondArea: "default", FilenamePrefix: "paliprompt",
 		},
+		Hints: HintsConfig{EdgeSigma: 1.4, EdgeLow: 50, EdgeHigh: 100, StartBlur: 24, Denoise: 0.9},
+		ControlNet: ControlNetsConfig{
+			Edges:        ControlNetConfig{Strength: 0.6, Start: 0, End: 0.6},
+			Segmentation: ControlNetConfig{Strength: 0.5, Start: 0, End: 0.5},
+		},
+		IPAdapter: IPAdapterConfig{Weight: 0.6, WeightType: "linear", Start: 0, End: 1, A1111Module: "ip-adapter_clip_sdxl_plus_vith"},
 	}
 }
 
@@ -182,7 +193,42 @@ func (c Config) validate() ([]bucket, error) {
 	for i, rc := range c.Regions {
 		rc.validate(fmt.Sprintf("regions[%d]", i), p)
 	}
+	c.validateHints(p)
 	return buckets, p.Err()
+}
+
+// validateHints checks [sdxl.hints], [sdxl.controlnet] and [sdxl.ipadapter].
+func (c Config) validateHints(p *core.Problems) {
+	h := c.Hints
+	p.FloatRange("hints.edge_sigma", h.EdgeSigma, 0, 20)
+	p.FloatRange("hints.edge_low", h.EdgeLow, 0, 2040)
+	p.FloatRange("hints.edge_high", h.EdgeHigh, h.EdgeLow, 2040)
+	p.FloatRange("hints.start_blur", h.StartBlur, 0, 256)
+	p.FloatRange("hints.denoise", h.Denoise, 0.01, 1)
+	for name, cn := range map[string]ControlNetConfig{"edges": c.ControlNet.Edges, "segmentation": c.ControlNet.Segmentation} {
+		key := "controlnet." + name
+		p.FloatRange(key+".strength", cn.Strength, 0, 2) // ComfyUI takes 0..10, the A1111 extension 0..2
+		p.FloatRange(key+".start", cn.Start, 0, 1)
+		p.FloatRange(key+".end", cn.End, cn.Start, 1)
+		if cn.Model != "" && loraNameProblem(cn.Model) != "" {
+			p.Add(key+".model", "%q %s", cn.Model, loraNameProblem(cn.Model))
+		}
+	}
+	ip := c.IPAdapter
+	p.FloatRange("ipadapter.weight", ip.Weight, -1, 5)
+	p.FloatRange("ipadapter.start", ip.Start, 0, 1)
+	p.FloatRange("ipadapter.end", ip.End, ip.Start, 1)
+	if types := comfySchema.choices("IPAdapterAdvanced", "weight_type"); !contains(types, ip.WeightType) {
+		p.Add("ipadapter.weight_type", "%q is not one of ComfyUI_IPAdapter_plus's weight types: %s", ip.WeightType, strings.Join(types, ", "))
+	}
+	if (ip.Model == "") != (ip.ClipVision == "") {
+		p.Add("ipadapter", "set both model and clip_vision, or neither")
+	}
+	for key, name := range map[string]string{"ipadapter.model": ip.Model, "ipadapter.clip_vision": ip.ClipVision} {
+		if name != "" && loraNameProblem(name) != "" {
+			p.Add(key, "%q %s", name, loraNameProblem(name))
+		}
+	}
 }
 
 // samplerProblem checks sampler and scheduler names against ComfyUI's

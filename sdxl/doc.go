@@ -38,6 +38,12 @@
 //     one cannot).
 //   - User and model text is neutralised for every tool's prompt syntax
 //     (Escape; escape_test.go runs each tool's parsing rule on the plans).
+//   - Conditioning images from the reference (hints.go), each only when
+//     configured or requested: a Canny edge map and a segmentation map
+//     for ControlNets, a colour start canvas for img2img, per-object RGBA
+//     crops for IP-Adapters; all follow the layout, and the formats apply
+//     them when their models are named in config. The reference reaches
+//     sdxl only as Request.Reference, set by the plugin.
 //   - Tokens are counted with the injected TokenCounter (a CLIP
 //     tokenizer.json, which the binary loads with the model grounder's
 //     tokenizer binding), else with
@@ -62,11 +68,11 @@
 //
 // Every image a consumer names is in the plan, and Plan.Files is the one
 // list of them: Region.Mask (named Region.MaskFile) and
-// RegionalPrompter.Mask (MaskFile). Their names end in a hash of their
-// pixels. sdxl makes the images; the caller encodes them (EncodeFiles, or
-// the plugin's encoder pool), only those it sends. A ComfyUI user uploads
-// those files to ComfyUI's input folder (with overwrite=true) and posts
-// {"prompt": plan.comfyui}; the WebUI payloads carry their images inline
-// (InlinePNG: read from the encoded files when marshalled) and post as
-// they are.
+// RegionalPrompter.Mask (MaskFile), and the hints (Hints). Their names
+// end in a hash of their pixels. sdxl makes the images; the caller encodes
+// them (EncodeFiles, or the plugin's encoder pool), only those it sends. A
+// ComfyUI user uploads those files to ComfyUI's input folder (with
+// overwrite=true) and posts {"prompt": plan.comfyui}; the WebUI payloads
+// carry their images inline (InlinePNG: read from the encoded files when
+// marshalled) and post as they are.
 package sdxl

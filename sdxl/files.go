@@ -37,6 +37,8 @@ const (
 	// KindColorMask is Regional Prompter's colour mask: in the plan's
 	// regional_prompter, or carried by the A1111 body only.
 	KindColorMask
+	// KindHint is a conditioning image (Hints), made only when asked for.
+	KindHint
 )
 
 // planImage is an image of the plan that no JSON field of it holds.
@@ -46,8 +48,9 @@ type planImage struct {
 	png   []byte
 }
 
-// Files lists every image of the plan, in order: the regions' masks, then
-// the Regional Prompter colour mask. It is the one list of them.
+// Files lists every image of the plan, in order: the regions' masks, the
+// Regional Prompter colour mask, then the hints (edges, segmentation,
+// start canvas, crops) that were made. It is the one list of them.
 func (p *Plan) Files() []File {
 	var out []File
 	for i := range p.Regions {
@@ -58,6 +61,15 @@ func (p *Plan) Files() []File {
 		out = append(out, File{rp.MaskFile, rp.image, &rp.Mask, KindColorMask, p.inlined[rp.MaskFile]})
 	} else if c := p.colorOnly; c != nil {
 		out = append(out, File{c.name, c.image, &c.png, KindColorMask, true})
+	}
+	for _, h := range []*HintImage{p.Hints.Edges, p.Hints.Segmentation, p.Hints.StartCanvas} {
+		if h != nil {
+			out = append(out, File{h.File, h.image, &h.PNG, KindHint, p.inlined[h.File]})
+		}
+	}
+	for i := range p.Hints.Crops {
+		c := &p.Hints.Crops[i]
+		out = append(out, File{c.File, c.image, &c.PNG, KindHint, p.inlined[c.File]})
 	}
 	return out
 }

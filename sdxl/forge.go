@@ -108,6 +108,7 @@ func (fc ForgeCouple) payloads(p *Plan, start WebUIRequest, negative string) (*W
 const (
 	forgeCoupleTitle      = "Forge Couple"
 	regionalPrompterTitle = "Regional Prompter"
+	controlNetTitle       = "ControlNet"
 )
 
 // clone copies a request with its own maps.
@@ -162,5 +163,17 @@ func (c *Composer) webUIPayloads(p *Plan, rp RegionalPrompter, fc ForgeCouple, r
 		out.RegionalPrompterMatrix = &mreq
 	}
 	out.ForgeCouple, out.ForgeCoupleAdvanced = fc.payloads(p, base, strings.Join(p.NegativeChunks, phraseSep))
+	units := c.controlNetUnits(p)
+	for _, body := range out.Bodies() {
+		if len(units) > 0 {
+			body.Body.AlwaysonScripts[controlNetTitle] = ScriptArgs{units}
+		}
+		if sc := p.Hints.StartCanvas; sc != nil {
+			body.Body.InitImages, body.Body.DenoisingStrength = []InlinePNG{p.inline(sc.File)}, p.Hints.Denoise
+		}
+	}
+	if p.Hints.StartCanvas != nil {
+		out.Endpoint = EndpointImg2Img
+	}
 	return out
 }

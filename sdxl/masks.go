@@ -197,6 +197,19 @@ func coverage(m *image.Gray, bounds image.Rectangle) float64 {
 	return float64(sum) / float64(255*len(m.Pix))
 }
 
+// regionOwners is the region owning each pixel and each region's count
+// of them (owners, ties to the nearer object, the background last), made
+// on first use: Regional Prompter's colour mask and the segmentation hint
+// share it.
+func (p *Plan) regionOwners() (owner, wins []int) {
+	if p.owner == nil {
+		bg := len(p.Regions) - 1
+		order := append(append([]int(nil), p.depthOrder...), bg)
+		p.owner, p.wins = owners(p.Regions, order, p.Width, p.Height)
+	}
+	return p.owner, p.wins
+}
+
 // owners gives every pixel to the region with the largest mask value
 // there, ties to the earlier in order; wins counts each region's pixels.
 // A region is looked at only inside its bounds (it is zero elsewhere),

@@ -33,6 +33,11 @@ type Request struct {
 	Scheduler string  `json:"scheduler,omitempty"`
 	// Regions are per-region controls, after the configured ones.
 	Regions []RegionControl `json:"regions,omitempty"`
+	// Hints turns conditioning images from the reference on or off.
+	Hints *HintRequest `json:"hints,omitempty"`
+	// Reference is the reference image, for the hints (set by the plugin;
+	// nil for layout requests without an image).
+	Reference image.Image `json:"-"`
 	// ID names the mask files (set by the plugin from the request id).
 	ID string `json:"-"`
 	// Lang is the request language, to match the style questions'
@@ -67,6 +72,9 @@ type Plan struct {
 	RegionalPrompter RegionalPrompter `json:"regional_prompter,omitzero"`
 	ForgeCouple      ForgeCouple      `json:"forge_couple,omitzero"`
 	Omost            OmostCanvas      `json:"omost,omitzero"`
+	// Hints are the conditioning images from the reference that were
+	// asked for (none by default).
+	Hints Hints `json:"hints,omitzero"`
 	// WebUI holds the A1111 / Forge API requests (Regional Prompter and
 	// Forge Couple), each ready to POST (format a1111).
 	WebUI WebUIPayloads `json:"a1111,omitzero"`
@@ -82,6 +90,11 @@ type Plan struct {
 	// colorOnly is the Regional Prompter colour mask when only an A1111
 	// body carries it (the request did not ask for regional_prompter).
 	colorOnly *planImage
+	own       []*image.Gray // each object's own mask on the canvas, before overlaps (for the hints)
+	// owner is the region owning each pixel (the largest mask there, ties
+	// to the nearer), wins each region's count: made once, for Regional
+	// Prompter's colour mask or the segmentation hint (regionOwners).
+	owner, wins []int
 }
 
 // Region is one regional prompt with its mask.
@@ -175,6 +188,10 @@ func (c *Composer) Compose(l layouts.Layout, req Request) (Plan, error) {
 	p.Positive = strings.Join(p.PositiveChunks, " BREAK ")
 	p.NegativeChunks = c.chunk(append(splitTermsTrusted(c.cfg.Negative), splitTerms(req.Negative)...), "negative prompt", &p.Notes)
 	p.Negative = strings.Join(p.NegativeChunks, " BREAK ")
+	hints, err := c.hintsWanted(req, &p.Notes)
+	if err != nil {
+		return Plan{}, err
+	}
 	controls := resolveControls(l, append(append([]RegionControl(nil), c.cfg.Regions...), req.Regions...), &p.Notes)
 	if err := c.buildRegions(&p, l, controls); err != nil {
 		return Plan{}, err
@@ -191,6 +208,9 @@ func (c *Composer) Compose(l layouts.Layout, req Request) (Plan, error) {
 		p.RegionalPrompter = rp
 	} else if a1111 {
 		p.colorOnly = &planImage{name: rp.MaskFile, image: rp.image} // only the A1111 body carries it
+	}
+	if err := c.makeHints(&p, l, req.Reference, hints); err != nil {
+		return Plan{}, err
 	}
 	run := c.comfyRun(&p, req)
 	if req.wants(FormatComfyUI) {
@@ -210,6 +230,7 @@ func (c *Composer) Compose(l layouts.Layout, req Request) (Plan, error) {
 		p.Omost = c.omost(l, &p, styles)
 	}
 	c.noteFormatLimits(&p)
+	c.noteUnwiredHints(&p)
 	return p, nil
 }
 
@@ -232,6 +253,9 @@ func (c *Composer) checkRequest(req Request) error {
 	}
 	for i, rc := range req.Regions {
 		rc.validate(fmt.Sprintf("regions[%d]", i), p)
+	}
+	if req.Hints != nil && (math.IsNaN(req.Hints.Denoise) || req.Hints.Denoise < 0 || req.Hints.Denoise > 1) {
+		p.Add("hints.denoise", "%v is out of range: use 0.01..1 (0 keeps the configured)", req.Hints.Denoise)
 	}
 	if err := p.Err(); err != nil {
 		return core.Errorf(core.ErrBadRequest, "%s", err.Error())
@@ -303,6 +327,7 @@ func (c *Composer) buildRegions(p *Plan, l layouts.Layout, controls []regionCont
 		own[i], bounds[i] = c.objectRaster(&l.Objects[i], p.Width, p.Height)
 	}
 	masks, bgMask := c.resolveMasks(l.Objects, own, bounds, p.Width, p.Height)
+	p.own = own
 	for i, o := range l.Objects {
 		others := append(append([]string(nil), labels[:i]...), labels[i+1:]...)
 		prompt := c.regionPrompt(subject(l.Caption, o.Label, others), o, &p.Notes)
@@ -363,7 +388,8 @@ func (c *Composer) backgroundPrompt(caption string, labels []string) string {
 func (c *Composer) comfyRun(p *Plan, req Request) comfyRun {
 	r := comfyRun{width: p.Width, height: p.Height, positive: p.PositiveChunks, negative: p.NegativeChunks,
 		regions: p.conditioned(), globalWeight: c.cfg.GlobalWeight,
-		seed: c.cfg.ComfyUI.Seed, steps: c.cfg.ComfyUI.Steps, cfg: c.cfg.ComfyUI.CFG}
+		seed: c.cfg.ComfyUI.Seed, steps: c.cfg.ComfyUI.Steps, cfg: c.cfg.ComfyUI.CFG,
+		hints: &p.Hints, controlNet: c.cfg.ControlNet, ipAdapter: c.cfg.IPAdapter}
 	r.sampler, r.scheduler = c.samplerOf(req)
 	if req.Seed != nil {
 		r.seed = *req.Seed
@@ -377,11 +403,20 @@ func (c *Composer) comfyRun(p *Plan, req Request) comfyRun {
 	return r
 }
 
-// Canvas returns the plan's canvas for layouts' preview.
+// Canvas returns the plan's canvas for layouts' preview, with the hints
+// that were made as small panels.
 func (p Plan) Canvas() layouts.Canvas {
 	c := layouts.Canvas{Width: p.Width, Height: p.Height}
 	for _, r := range p.Regions {
 		c.Regions = append(c.Regions, layouts.CanvasRegion{Label: r.Label, Color: r.Object, Prompt: r.Prompt, Mask: r.image, Bounds: r.bounds})
+	}
+	for _, h := range []struct {
+		title string
+		img   *HintImage
+	}{{"edge hint", p.Hints.Edges}, {"segmentation hint", p.Hints.Segmentation}, {"start canvas", p.Hints.StartCanvas}} {
+		if h.img != nil {
+			c.Panels = append(c.Panels, layouts.CanvasPanel{Title: h.title, Image: h.img.image})
+		}
 	}
 	return c
 }

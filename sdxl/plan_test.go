@@ -157,7 +157,8 @@ func FuzzCompose(f *testing.F) {
 	f.Add([]byte("\x00\x04\x00\x04\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00D\x00\x00\x00D\x00\x02\x00\x00\x00D\x00\x00\x00\x00\x00\x00\x80D\x00\x00\x00D\x00"), "mirror")
 	f.Add([]byte{0, 1, 0, 1}, "")
 	planner, _ := layouts.New(layouts.DefaultConfig())
-	c := newComposer(f, nil, nil)
+	c := newComposer(f, withModels, nil)
+	ref := sceneImage(core.Result{Width: 64, Height: 48})
 	f.Fuzz(func(t *testing.T, data []byte, placement string) {
 		res := layoutstest.FuzzResult(data)
 		place, err := layouts.ParsePlacement(placement)
@@ -168,7 +169,11 @@ func FuzzCompose(f *testing.F) {
 		if err != nil {
 			return // no image size: layouts' own fuzz target checks that
 		}
-		p, err := c.Compose(l, Request{Width: 256, Height: 256})
+		req := Request{Width: 256, Height: 256}
+		if len(data)%2 == 0 { // every conditioning image, from a reference of another size
+			req.Reference, req.Hints = ref, allHints
+		}
+		p, err := c.Compose(l, req)
 		if err != nil {
 			t.Fatalf("Compose: %v", err)
 		}

@@ -135,8 +135,7 @@ func (c *Composer) regionalPrompter(p *Plan, base string) (RegionalPrompter, err
 	w, h := p.Width, p.Height
 	// Pixels go to the largest mask; ties to the nearer object, the
 	// background last.
-	tieOrder := append(append([]int(nil), p.depthOrder...), bgIdx)
-	owner, wins := owners(p.Regions, tieOrder, w, h)
+	owner, wins := p.regionOwners()
 	colorOrder := append([]int{bgIdx}, seq(bgIdx)...)
 	var included []int
 	rp := RegionalPrompter{Mode: "Mask", CalcMode: "Attention", UseBase: true}
