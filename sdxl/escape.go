@@ -73,8 +73,10 @@ func neutraliseColons(s string) string {
 		return s
 	}
 	rs := []rune(s)
-	for i, r := range rs {
-		if r == ':' && (numberFollows(rs[i+1:]) || endsWithFold(rs[:i], "embedding")) {
+	// From the right, so that a colon sees what follows it after the
+	// later ones became spaces ("::9" -> ": 9" would still be a weight).
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i] == ':' && (numberFollows(rs[i+1:]) || endsWithFold(rs[:i], "embedding")) {
 			rs[i] = ' '
 		}
 	}
