@@ -45,5 +45,8 @@
 //
 // The preview shows the reference (grid, quadrant lines, boxes, masks,
 // labels) beside the SDXL canvas (region masks in their colours), with a
-// legend of objects, conflicts and region prompts.
+// legend of objects, conflicts and region prompts, and under it the
+// canvas's extra panels (Canvas.Panels: the plan's conditioning images)
+// small. frames.go exports the canvas-to-reference maps that stages
+// carrying reference pixels onto the canvas need.
 package layouts
