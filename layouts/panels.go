@@ -2,10 +2,10 @@ package layouts
 
 import (
 	"image"
+	"image/color"
 	"math"
 
 	"github.com/fogleman/gg"
-	"golang.org/x/image/draw"
 )
 
 // CanvasPanel is an extra image of the plan the preview shows small,
@@ -26,7 +26,8 @@ func panelRow(st previewStyle, c Canvas) float64 {
 }
 
 // drawPanels draws the extra panels left to right from (x, y), each
-// scaled to the row's height (narrower when they would not fit width).
+// scaled to the row's height (narrower when they would not fit width) as
+// the reference is (scaleReference), titles as the preview's (drawText).
 func drawPanels(dc *gg.Context, st previewStyle, panels []CanvasPanel, x, y, width float64) {
 	if len(panels) == 0 {
 		return
@@ -40,14 +41,13 @@ func drawPanels(dc *gg.Context, st previewStyle, panels []CanvasPanel, x, y, wid
 	if total > width {
 		h *= width / total
 	}
-	dc.SetFontFace(st.bold)
-	dc.SetRGB255(30, 30, 30)
+	ink := color.RGBA{30, 30, 30, 255}
 	for _, p := range panels {
 		b := p.Image.Bounds()
 		w := math.Max(1, math.Round(h*float64(b.Dx())/float64(b.Dy())))
-		dc.DrawString(p.Title, x, y+st.text)
+		drawText(dc, st.bold, ink, p.Title, x, y+st.text, 0, 0)
 		thumb := image.NewRGBA(image.Rect(0, 0, int(w), int(math.Max(1, h))))
-		draw.BiLinear.Scale(thumb, thumb.Bounds(), p.Image, b, draw.Src, nil)
+		scaleReference(thumb, p.Image)
 		paste(dc, thumb, int(x), int(y+st.line*1.5))
 		x += w + st.margin
 	}
