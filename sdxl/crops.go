@@ -7,6 +7,7 @@ import (
 
 	"github.com/disintegration/imaging"
 
+	"paliprompt/internal/par"
 	"paliprompt/layouts"
 )
 
@@ -28,25 +29,31 @@ func (c *Composer) crops(ref image.Image, l layouts.Layout, p *Plan) []Crop {
 		cw := max(1, int(math.Round(o.Placed.W()*float64(p.Width))))
 		ch := max(1, int(math.Round(o.Placed.H()*float64(p.Height))))
 		img := image.NewNRGBA(image.Rect(0, 0, cw, ch))
-		for y := 0; y < ch; y++ {
-			for x := 0; x < cw; x++ {
-				u := o.Placed.X0 + (float64(x)+0.5)/float64(cw)*o.Placed.W()
-				v := o.Placed.Y0 + (float64(y)+0.5)/float64(ch)*o.Placed.H()
-				ru, rv := o.ReferencePoint(u, v)
-				px := img.Pix[y*img.Stride+x*4:]
-				a := o.SoftMaskAt(ru, rv)
-				if a <= 0 {
-					copy(px, []uint8{cropBackground, cropBackground, cropBackground, 0})
-					continue
-				}
-				r, g, b := bilinear(src, ru, rv)
-				copy(px, []uint8{r, g, b, uint8(a*255 + 0.5)})
-			}
-		}
+		par.Rows(ch, func(y0, y1 int) { cropRows(img, src, o, y0, y1) })
 		out = append(out, Crop{Region: i, Label: o.Label, Width: cw, Height: ch, image: img,
 			File: contentFileName(c.cfg.MaskPrefix, p.id, fmt.Sprintf("crop-%02d-%s", i, slug(o.Label)), img)})
 	}
 	return out
+}
+
+// cropRows fills rows y0..y1 of an object's crop from the reference.
+func cropRows(img, src *image.NRGBA, o *layouts.Object, y0, y1 int) {
+	cw, ch := img.Bounds().Dx(), img.Bounds().Dy()
+	for y := y0; y < y1; y++ {
+		for x := 0; x < cw; x++ {
+			u := o.Placed.X0 + (float64(x)+0.5)/float64(cw)*o.Placed.W()
+			v := o.Placed.Y0 + (float64(y)+0.5)/float64(ch)*o.Placed.H()
+			ru, rv := o.ReferencePoint(u, v)
+			px := img.Pix[y*img.Stride+x*4:]
+			a := o.SoftMaskAt(ru, rv)
+			if a <= 0 {
+				copy(px, []uint8{cropBackground, cropBackground, cropBackground, 0})
+				continue
+			}
+			r, g, b := bilinear(src, ru, rv)
+			copy(px, []uint8{r, g, b, uint8(a*255 + 0.5)})
+		}
+	}
 }
 
 // bilinear samples an image at a normalized point (pixel centres at

@@ -3,10 +3,12 @@ package sdxl
 import (
 	"image"
 	"math"
+	"sync"
 
 	"github.com/disintegration/imaging"
 
 	"paliprompt/core"
+	"paliprompt/internal/par"
 	"paliprompt/layouts"
 )
 
@@ -31,9 +33,28 @@ func canny(img *image.NRGBA, sigma, low, high float64) *image.Gray {
 	}
 	mag := make([]int32, w*h)
 	dir := make([]uint8, w*h) // 0: horizontal gradient, 1: 45°, 2: vertical, 3: 135°
+	par.Rows(h, func(y0, y1 int) { gradients(src, mag, dir, y0, y1) })
+	out := image.NewGray(image.Rect(0, 0, w, h))
+	weak := make([]bool, w*h)
+	var stack []int
+	var mu sync.Mutex
+	par.Rows(h, func(y0, y1 int) {
+		strong := suppress(mag, dir, w, h, low, high, out, weak, y0, y1)
+		mu.Lock()
+		stack = append(stack, strong...)
+		mu.Unlock()
+	})
+	hysteresis(out, weak, stack)
+	return out
+}
+
+// gradients writes the Sobel magnitude and direction of rows y0..y1 (the
+// channel with the largest L1 magnitude at each pixel).
+func gradients(src *image.NRGBA, mag []int32, dir []uint8, y0, y1 int) {
+	w, h := src.Bounds().Dx(), src.Bounds().Dy()
 	const tan22, tan67 = 0.41421356, 2.41421356
 	pix, stride := src.Pix, src.Stride
-	for y := 0; y < h; y++ {
+	for y := y0; y < y1; y++ {
 		up, mid, down := max(y-1, 0)*stride, y*stride, min(y+1, h-1)*stride // replicate the border
 		for x := 0; x < w; x++ {
 			l, c, r := max(x-1, 0)*4, x*4, min(x+1, w-1)*4
@@ -62,6 +83,12 @@ func canny(img *image.NRGBA, sigma, low, high float64) *image.Gray {
 			}
 		}
 	}
+}
+
+// suppress keeps the ridges of rows y0..y1 (non-maximum suppression along
+// the gradient): those at or above high are edges in out, and returned as
+// the seeds of hysteresis; those above low are weak.
+func suppress(mag []int32, dir []uint8, w, h int, low, high float64, out *image.Gray, weak []bool, y0, y1 int) []int {
 	at := func(x, y int) int32 {
 		if x < 0 || y < 0 || x >= w || y >= h {
 			return 0
@@ -70,10 +97,8 @@ func canny(img *image.NRGBA, sigma, low, high float64) *image.Gray {
 	}
 	// neighbours along the gradient, per direction
 	steps := [4][2]int{{1, 0}, {1, 1}, {0, 1}, {-1, 1}}
-	out := image.NewGray(image.Rect(0, 0, w, h))
-	var stack []int
-	weak := make([]bool, w*h)
-	for y := 0; y < h; y++ {
+	var strong []int
+	for y := y0; y < y1; y++ {
 		for x := 0; x < w; x++ {
 			i := y*w + x
 			m := mag[i]
@@ -87,12 +112,19 @@ func canny(img *image.NRGBA, sigma, low, high float64) *image.Gray {
 			}
 			if float64(m) >= high {
 				out.Pix[i] = 255
-				stack = append(stack, i)
+				strong = append(strong, i)
 			} else {
 				weak[i] = true
 			}
 		}
 	}
+	return strong
+}
+
+// hysteresis makes every weak pixel 8-connected to an edge an edge, from
+// the seeds out (the result does not depend on their order).
+func hysteresis(out *image.Gray, weak []bool, stack []int) {
+	w, h := out.Bounds().Dx(), out.Bounds().Dy()
 	for len(stack) > 0 {
 		i := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -110,7 +142,6 @@ func canny(img *image.NRGBA, sigma, low, high float64) *image.Gray {
 			}
 		}
 	}
-	return out
 }
 
 func abs(v int) int {
@@ -148,14 +179,16 @@ func (c *Composer) edgeMap(ref image.Image, l layouts.Layout, p *Plan) *image.Gr
 		}
 	}
 	out := image.NewGray(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			u, v := l.BackgroundPoint((float64(x)+0.5)/float64(w), (float64(y)+0.5)/float64(h))
-			if q := pixelAt(u, v, ew, eh); q >= 0 && !taken[q] {
-				out.Pix[y*w+x] = edges.Pix[q]
+	par.Rows(h, func(y0, y1 int) {
+		for y := y0; y < y1; y++ {
+			for x := 0; x < w; x++ {
+				u, v := l.BackgroundPoint((float64(x)+0.5)/float64(w), (float64(y)+0.5)/float64(h))
+				if q := pixelAt(u, v, ew, eh); q >= 0 && !taken[q] {
+					out.Pix[y*w+x] = edges.Pix[q]
+				}
 			}
 		}
-	}
+	})
 	for k := len(p.depthOrder) - 1; k >= 0; k-- { // farthest first
 		i := p.depthOrder[k]
 		paintObjectEdges(out, edges, regions[i], &l.Objects[i], p.own[i])
@@ -182,22 +215,24 @@ func paintObjectEdges(out, edges *image.Gray, region []bool, o *layouts.Object, 
 	ew, eh := edges.Bounds().Dx(), edges.Bounds().Dy()
 	x0, x1 := spanPx(o.Placed.X0, o.Placed.X1, w, edgeReach)
 	y0, y1 := spanPx(o.Placed.Y0, o.Placed.Y1, h, edgeReach)
-	for y := y0; y < y1; y++ {
-		for x := x0; x < x1; x++ {
-			u, v := o.ReferencePoint((float64(x)+0.5)/float64(w), (float64(y)+0.5)/float64(h))
-			q := pixelAt(u, v, ew, eh)
-			mine := q >= 0 && region[q]
-			i := y*w + x
-			switch {
-			case own.Pix[i] >= 128 && mine:
-				out.Pix[i] = edges.Pix[q]
-			case own.Pix[i] >= 128:
-				out.Pix[i] = 0 // hidden behind this object
-			case mine && edges.Pix[q] != 0:
-				out.Pix[i] = edges.Pix[q]
+	par.Rows(y1-y0, func(r0, r1 int) {
+		for y := y0 + r0; y < y0+r1; y++ {
+			for x := x0; x < x1; x++ {
+				u, v := o.ReferencePoint((float64(x)+0.5)/float64(w), (float64(y)+0.5)/float64(h))
+				q := pixelAt(u, v, ew, eh)
+				mine := q >= 0 && region[q]
+				i := y*w + x
+				switch {
+				case own.Pix[i] >= 128 && mine:
+					out.Pix[i] = edges.Pix[q]
+				case own.Pix[i] >= 128:
+					out.Pix[i] = 0 // hidden behind this object
+				case mine && edges.Pix[q] != 0:
+					out.Pix[i] = edges.Pix[q]
+				}
 			}
 		}
-	}
+	})
 }
 
 // referenceRegion is an object's part of the reference at w x h: its
