@@ -192,7 +192,7 @@ func (p *Pipeline) plan(reply *Reply, res core.Result, req Request, img image.Im
 	if err != nil {
 		return fmt.Errorf("sdxl plan: %w", err)
 	}
-	reply.clock.Lap("sdxl")
+	reply.clock.LapParts("sdxl", plan.Timings())
 	reply.Layout = &layout
 	if req.Include.has(PartPreview) {
 		reply.Preview = imageBlob(p.planner.Preview(img, layout, plan.Canvas()))

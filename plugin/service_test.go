@@ -826,6 +826,11 @@ func TestHintsOverNATS(t *testing.T) {
 			if r.SDXL.WebUI.Endpoint != "/sdapi/v1/img2img" || r.SDXL.WebUI.RegionalPrompter.DenoisingStrength != 0.75 {
 				t.Errorf("A1111 payloads %s, denoise %v", r.SDXL.WebUI.Endpoint, r.SDXL.WebUI.RegionalPrompter.DenoisingStrength)
 			}
+			for _, stage := range []string{"edges", "segmentation", "start canvas", "crops"} {
+				if !hasStage(r, stage) {
+					t.Errorf("timings %+v lack the sdxl part %q", r.Timings, stage)
+				}
+			}
 			t.Logf("%s reply with every hint: %d bytes", ep, len(m.Data))
 		})
 	}

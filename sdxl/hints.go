@@ -203,28 +203,29 @@ func (c *Composer) hintsWanted(req Request, notes *[]string) (wanted, error) {
 	return w, nil
 }
 
-// makeHints builds the wanted hints of a plan whose regions, masks and
-// Regional Prompter owner map are made.
+// makeHints builds the wanted hints of a plan whose regions and masks
+// are made, each timed as a part of Compose (Plan.Timings).
 func (c *Composer) makeHints(p *Plan, l layouts.Layout, ref image.Image, w wanted) error {
-	if !(w.edges || w.segmentation || w.startCanvas || w.crops) {
-		return nil
-	}
 	h := &p.Hints
 	if w.edges {
-		h.Edges = c.hintImage(p, "edges", c.edgeMap(ref, l, p))
+		p.timed("edges", func() { h.Edges = c.hintImage(p, "edges", c.edgeMap(ref, l, p)) })
 	}
 	if w.segmentation {
-		seg, palette := segmentationMap(p)
-		h.Palette = palette
-		h.Segmentation = c.hintImage(p, "segmentation", seg)
+		p.timed("segmentation", func() {
+			seg, palette := segmentationMap(p)
+			h.Palette = palette
+			h.Segmentation = c.hintImage(p, "segmentation", seg)
+		})
 	}
 	if w.startCanvas {
-		canvas, colors := c.startCanvas(resizeTo(ref, p.Width, p.Height), l, p)
-		h.Colors, h.Denoise = colors, w.denoise
-		h.StartCanvas = c.hintImage(p, "start", canvas)
+		p.timed("start canvas", func() {
+			canvas, colors := c.startCanvas(resizeTo(ref, p.Width, p.Height), l, p)
+			h.Colors, h.Denoise = colors, w.denoise
+			h.StartCanvas = c.hintImage(p, "start", canvas)
+		})
 	}
 	if w.crops {
-		h.Crops = c.crops(ref, l, p)
+		p.timed("crops", func() { h.Crops = c.crops(ref, l, p) })
 	}
 	return nil
 }

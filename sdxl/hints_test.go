@@ -507,6 +507,23 @@ func btoi(b bool) int {
 	return 0
 }
 
+// TestHintTimings: Compose times each hint it makes, and nothing else.
+func TestHintTimings(t *testing.T) {
+	c := newComposer(t, nil, nil)
+	l := layoutOf(t, livingRoom(), "")
+	if p := compose(t, c, l, Request{}); len(p.Timings()) != 0 {
+		t.Errorf("timings without hints: %+v", p.Timings())
+	}
+	p := compose(t, c, l, Request{Reference: sceneImage(livingRoom()), Hints: allHints})
+	var stages []string
+	for _, tm := range p.Timings() {
+		stages = append(stages, tm.Stage)
+	}
+	if got := strings.Join(stages, ", "); got != "edges, segmentation, start canvas, crops" {
+		t.Errorf("timed parts %s", got)
+	}
+}
+
 func TestHintsNeedTheReference(t *testing.T) {
 	c := newComposer(t, func(c *Config) { c.Hints.Edges, c.Hints.Segmentation = true, true }, nil)
 	l := layoutOf(t, livingRoom(), "")

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"paliprompt/core"
 
@@ -90,6 +91,7 @@ type Plan struct {
 	// colorOnly is the Regional Prompter colour mask when only an A1111
 	// body carries it (the request did not ask for regional_prompter).
 	colorOnly *planImage
+	timings   []core.Timing // Compose's costly parts (Timings)
 	own       []*image.Gray // each object's own mask on the canvas, before overlaps (for the hints)
 	// owner is the region owning each pixel (the largest mask there, ties
 	// to the nearer), wins each region's count: made once, for Regional
@@ -232,6 +234,19 @@ func (c *Composer) Compose(l layouts.Layout, req Request) (Plan, error) {
 	c.noteFormatLimits(&p)
 	c.noteUnwiredHints(&p)
 	return p, nil
+}
+
+// Timings are the parts of Compose that cost most, one after another:
+// the hints (edges, segmentation, start canvas, crops) that were made;
+// none without them. A caller times Compose as a whole and gives these
+// as its parts (the plugin's "sdxl" stage).
+func (p Plan) Timings() []core.Timing { return p.timings }
+
+// timed runs f as a part of Compose named stage (Timings).
+func (p *Plan) timed(stage string, f func()) {
+	start := time.Now()
+	f()
+	p.timings = append(p.timings, core.Timing{Stage: stage, Duration: time.Since(start)})
 }
 
 // checkRequest reports every request option it cannot honour, as one
