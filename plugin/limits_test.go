@@ -88,6 +88,8 @@ func TestLimits(t *testing.T) {
 		{"limits.max_text_bytes", "PaliGemma text", generate, jsonHeader, with(map[string]any{"caption": strings.Repeat("c", 257)}), 413, "limits.max_text_bytes"},
 		{"limits.max_text_bytes", "question", "paliprompt.v1.answer", jsonHeader, with(map[string]any{"question": strings.Repeat("q", 257)}), 413, "limits.max_text_bytes"},
 		{"limits.max_text_bytes", "sdxl.positive", generate, jsonHeader, with(map[string]any{"sdxl": map[string]any{"positive": strings.Repeat("p", 257)}}), 413, "limits.max_text_bytes"},
+		{"limits.max_text_bytes", "sdxl.regions prompt", generate, jsonHeader, with(map[string]any{"sdxl": map[string]any{"regions": []any{map[string]any{"object": "0", "prompt": strings.Repeat("p", 257)}}}}), 413, "sdxl.regions[0].prompt is 257 bytes"},
+		{"fixed: 64 region controls, 8 LoRAs each", "sdxl.regions", generate, jsonHeader, with(map[string]any{"sdxl": map[string]any{"regions": regionControls(65)}}), 400, "65 region controls, at most 64"},
 		{"limits.max_place_entries", "place", generate, jsonHeader, with(map[string]any{"place": map[string]any{"a": "top-left", "b": "top-right", "c": "center"}}), 400, "limits.max_place_entries"},
 		{"limits.max_place_entries", "Paliprompt-Place", generate, nats.Header{"Content-Type": {"application/json"}, HeaderPlace: {"a=top-left; b=top-right; c=center"}}, with(nil), 400, "limits.max_place_entries"},
 		{"limits.max_json_depth", "nesting", generate, jsonHeader, []byte(`{"image_b64": "` + small + `", "sdxl": {"positive": [[[["deep"]]]]}}`), 400, "limits.max_json_depth"},
@@ -142,6 +144,15 @@ func TestLimits(t *testing.T) {
 			t.Errorf("README's limits table lists %q twice", key)
 		}
 	}
+}
+
+// regionControls is n region controls, each naming the background.
+func regionControls(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"object": "background", "prompt": "x"}
+	}
+	return out
 }
 
 // readmeLimitKeys reads the key column of the README's limits table (the

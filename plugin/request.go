@@ -713,8 +713,16 @@ func checkTexts(req *Request, lim requestLimits) error {
 			return core.Errorf(core.ErrTooLarge, "%s text is %d bytes, limit is %d (limits.max_text_bytes)", name, n, lim.MaxTextBytes)
 		}
 	}
-	for name, v := range map[string]string{"sdxl.positive": req.SDXL.Positive, "sdxl.negative": req.SDXL.Negative} {
-		if n := int64(len(v)); n > lim.MaxTextBytes {
+	texts := map[string]string{"sdxl.positive": req.SDXL.Positive, "sdxl.negative": req.SDXL.Negative}
+	for i, rc := range req.SDXL.Regions {
+		key := fmt.Sprintf("sdxl.regions[%d]", i)
+		texts[key+".object"], texts[key+".prompt"], texts[key+".negative"] = rc.Object, rc.Prompt, rc.Negative
+		for j, l := range rc.LoRAs {
+			texts[fmt.Sprintf("%s.loras[%d].name", key, j)] = l.Name
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(texts)) {
+		if n := int64(len(texts[name])); n > lim.MaxTextBytes {
 			return core.Errorf(core.ErrTooLarge, "%s is %d bytes, limit is %d (limits.max_text_bytes)", name, n, lim.MaxTextBytes)
 		}
 	}

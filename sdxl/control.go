@@ -70,6 +70,10 @@ const loraStrengthLimit = 20
 // maxRegionLoRAs bounds the LoRAs of one region.
 const maxRegionLoRAs = 8
 
+// maxRequestRegions bounds a request's region controls: more than a plan
+// has regions is a mistake, and each costs a pass over the layout.
+const maxRequestRegions = 64
+
 // validate reports the entry's problems under key (a config key or a
 // request field).
 func (rc RegionControl) validate(key string, p *core.Problems) {

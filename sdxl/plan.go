@@ -266,6 +266,9 @@ func (c *Composer) checkRequest(req Request) error {
 	if problem := samplerProblem(sampler, scheduler); problem != "" {
 		p.Add("sampler", "%s", problem)
 	}
+	if len(req.Regions) > maxRequestRegions {
+		p.Add("regions", "%d region controls, at most %d", len(req.Regions), maxRequestRegions)
+	}
 	for i, rc := range req.Regions {
 		rc.validate(fmt.Sprintf("regions[%d]", i), p)
 	}
