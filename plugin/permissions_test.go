@@ -51,8 +51,8 @@ func connectAs(t testing.TB, url, user string) *nats.Conn {
 // request/reply with masks too large to inline (results bucket, an object
 // replaced), an image_object request (images bucket), micro discovery,
 // and on the event bus a reference worked on longer than the ack wait (in
-// progress, then ack), a layout reference and one that fails. admin is
-// the app's side.
+// progress, then ack), a layout reference, one that fails and a
+// generated image to verify. admin is the app's side.
 func exercise(t *testing.T, srv *server.Server, user string, precreate bool) (*running, error) {
 	t.Helper()
 	admin := connectAs(t, srv.ClientURL(), "admin")
@@ -124,7 +124,10 @@ func exercise(t *testing.T, srv *server.Server, user string, precreate bool) (*r
 	publishReference(t, js, "aiviz.reference.perm-slow", nil, scenePNG(t, 16, 16))
 	publishReference(t, js, "aiviz.reference.perm-2", jsonHeader, jsonBody(t, map[string]any{"width": 320, "height": 240, "segment": segment}))
 	publishReference(t, js, "aiviz.reference.perm-bad", nil, []byte("not an image"))
-	want := []string{"aiviz.prompt.ready.perm-slow", "aiviz.prompt.ready.perm-2", "aiviz.prompt.failed.perm-bad"}
+	// A generated image checked against the plan of reference perm-2.
+	publishReference(t, js, "aiviz.generated.perm-2", jsonHeader, jsonBody(t, map[string]any{
+		"image_b64": b64(scenePNG(t, 64, 48)), "detect": "<loc0100><loc0100><loc0900><loc0900> blob"}))
+	want := []string{"aiviz.prompt.ready.perm-slow", "aiviz.prompt.ready.perm-2", "aiviz.prompt.failed.perm-bad", "aiviz.prompt.verified.perm-2"}
 	deadline := time.Now().Add(15 * time.Second)
 	for streamMsgs(t, js, "AIVIZ_REFERENCES") > 0 || streamMsgs(t, js, "AIVIZ_PROMPTS") < uint64(len(want)) {
 		if time.Now().After(deadline) {
