@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"paliprompt/core"
+	"paliprompt/internal/heldout"
 	"paliprompt/layouts"
 
 	"github.com/nats-io/nats.go"
@@ -57,34 +58,13 @@ const (
 	demoSceneDeadline = 2 * time.Minute
 )
 
-type heldoutScene struct {
-	Image      string `json:"image"`
-	ObjectsPNG string `json:"objects_png"`
-	Caption    string `json:"caption"`
-	Width      int    `json:"width"`
-	Height     int    `json:"height"`
-	Objects    []struct {
-		Name      string     `json:"name"`
-		Shape     string     `json:"shape"`
-		Colour    string     `json:"colour"`
-		Box       [4]float64 `json:"box"`
-		MaskValue uint8      `json:"mask_value"`
-	} `json:"objects"`
-}
-
-func loadHeldout(t testing.TB) []heldoutScene {
+func loadHeldout(t testing.TB) []heldout.Scene {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(demoHeldoutDir, "truth.json"))
+	scenes, err := heldout.Load(demoHeldoutDir)
 	if err != nil {
-		t.Fatalf("held-out scenes (tools/train_demo_model.py writes them): %v", err)
-	}
-	var truth struct {
-		Scenes []heldoutScene `json:"scenes"`
-	}
-	if err := json.Unmarshal(data, &truth); err != nil {
 		t.Fatal(err)
 	}
-	return truth.Scenes
+	return scenes
 }
 
 // TestDemoModelQuality asserts the demo model's quality bar end to end and
@@ -111,7 +91,10 @@ func TestDemoModelQuality(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", sc.Image, err)
 		}
-		truthMask := readLabelPNG(t, filepath.Join(demoHeldoutDir, sc.ObjectsPNG))
+		truthMask, err := heldout.Labels(demoHeldoutDir, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
 		score.add(sc, reply, truthMask)
 	}
 	t.Log("\n" + score.String())
@@ -163,7 +146,7 @@ func startDemoService(t testing.TB) (*nats.Conn, plugin.Config) {
 
 // referenceMessage is a scene as raw image bytes, its distinct object
 // names in the Paliprompt-Objects header.
-func referenceMessage(img []byte, sc heldoutScene) *nats.Msg {
+func referenceMessage(img []byte, sc heldout.Scene) *nats.Msg {
 	var names []string
 	seen := map[string]bool{}
 	for _, o := range sc.Objects {
@@ -243,25 +226,6 @@ func decodeReply(msg *nats.Msg) (*plugin.Reply, error) {
 	return &reply, nil
 }
 
-// readLabelPNG reads a scene's object map: pixel value k+1 = object k.
-func readLabelPNG(t testing.TB, path string) *image.Gray {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	g, ok := img.(*image.Gray)
-	if !ok {
-		t.Fatalf("%s: want an 8-bit grey PNG, got %T", path, img)
-	}
-	return g
-}
-
 // demoScore accumulates the quality measures over scenes.
 type demoScore struct {
 	scenes, objects, found, detections, spurious int
@@ -270,7 +234,7 @@ type demoScore struct {
 	maskIoUSum                                   float64
 }
 
-func (s *demoScore) add(sc heldoutScene, r *plugin.Reply, truth *image.Gray) {
+func (s *demoScore) add(sc heldout.Scene, r *plugin.Reply, truth *image.Gray) {
 	s.scenes++
 	s.objects += len(sc.Objects)
 	if captionNamesAll(r.Caption, sc) {
@@ -355,7 +319,7 @@ func (s *demoScore) String() string {
 
 // captionNamesAll reports whether a caption names every shape and colour
 // of the scene.
-func captionNamesAll(caption string, sc heldoutScene) bool {
+func captionNamesAll(caption string, sc heldout.Scene) bool {
 	words := map[string]bool{}
 	for _, w := range strings.FieldsFunc(strings.ToLower(caption), func(r rune) bool {
 		return !(r >= 'a' && r <= 'z')
@@ -372,7 +336,7 @@ func captionNamesAll(caption string, sc heldoutScene) bool {
 
 // bestMatch returns the unused truth object with the label and the highest
 // box IoU (at least matchIoU), or -1.
-func bestMatch(label string, box [4]float64, sc heldoutScene, used map[int]bool) int {
+func bestMatch(label string, box [4]float64, sc heldout.Scene, used map[int]bool) int {
 	best, bestIoU := -1, matchIoU
 	for k, o := range sc.Objects {
 		if used[k] || o.Name != label {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"paliprompt/internal/heldout"
 	"paliprompt/plugin"
 )
 
@@ -98,7 +99,7 @@ func drawShape(dc *gg.Context, shape string, x0, y0, side float64) {
 
 // detectText is the ground-truth PaliGemma detect text of a held-out
 // scene (bins round(coord/size*1023), y before x).
-func detectText(sc heldoutScene) string {
+func detectText(sc heldout.Scene) string {
 	var parts []string
 	for _, o := range sc.Objects {
 		b := o.Box
@@ -118,7 +119,7 @@ type planned struct {
 
 // planScene asks the layout endpoint for the plan of a held-out scene
 // from its true detect text (the plan is not what is under test here).
-func planScene(t testing.TB, nc *nats.Conn, cfg plugin.Config, id string, sc heldoutScene) planned {
+func planScene(t testing.TB, nc *nats.Conn, cfg plugin.Config, id string, sc heldout.Scene) planned {
 	t.Helper()
 	body := fmt.Sprintf(`{"id": %q, "width": %d, "height": %d, "detect": %q}`, id, sc.Width, sc.Height, detectText(sc))
 	m, err := nc.Request(cfg.Service.SubjectPrefix+".layout", []byte(body), demoSceneDeadline)
@@ -268,7 +269,7 @@ func decodeVerify(msg *nats.Msg) (*plugin.VerifyReply, error) {
 //	go test -run '^$' -bench DemoModelVerify -benchtime 20x .
 func BenchmarkDemoModelVerify(b *testing.B) {
 	nc, cfg := startDemoService(b)
-	var sc heldoutScene
+	var sc heldout.Scene
 	for _, s := range loadHeldout(b) {
 		if len(s.Objects) == 3 {
 			sc = s

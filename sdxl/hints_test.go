@@ -2,7 +2,6 @@ package sdxl
 
 import (
 	"bytes"
-	"encoding/json"
 	"image"
 	"image/color"
 	"image/draw"
@@ -19,42 +18,24 @@ import (
 	"github.com/disintegration/imaging"
 
 	"paliprompt/core"
+	"paliprompt/internal/heldout"
 	"paliprompt/layouts"
 	"paliprompt/layouts/layoutstest"
 )
 
-// heldoutDir holds the demo model's held-out scenes with their truth:
-// boxes, colour names and an object-index PNG (tools/demo_scenes.py).
+// heldoutDir holds the demo model's held-out scenes with their truth.
 const heldoutDir = "../testdata/demo-heldout"
 
-type heldoutScene struct {
-	Image      string `json:"image"`
-	ObjectsPNG string `json:"objects_png"`
-	Caption    string `json:"caption"`
-	Width      int    `json:"width"`
-	Height     int    `json:"height"`
-	Objects    []struct {
-		Name      string     `json:"name"`
-		Colour    string     `json:"colour"`
-		Box       [4]float64 `json:"box"`
-		MaskValue int        `json:"mask_value"`
-	} `json:"objects"`
-}
-
-// heldout loads held-out scene n as a grounding result whose objects
+// loadScene loads held-out scene n as a grounding result whose objects
 // carry their true masks (raw +1 inside, -1 outside), the reference
 // image and the object-index map.
-func heldout(t testing.TB, n int) (core.Result, image.Image, *image.Gray, heldoutScene) {
+func loadScene(t testing.TB, n int) (core.Result, image.Image, *image.Gray, heldout.Scene) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(heldoutDir, "truth.json"))
+	scenes, err := heldout.Load(heldoutDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var truth struct{ Scenes []heldoutScene }
-	if err := json.Unmarshal(data, &truth); err != nil {
-		t.Fatal(err)
-	}
-	sc := truth.Scenes[n]
+	sc := scenes[n]
 	imgData, err := os.ReadFile(filepath.Join(heldoutDir, sc.Image))
 	if err != nil {
 		t.Fatal(err)
@@ -63,17 +44,10 @@ func heldout(t testing.TB, n int) (core.Result, image.Image, *image.Gray, heldou
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(heldoutDir, sc.ObjectsPNG))
+	ids, err := heldout.Labels(heldoutDir, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	raw, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := image.NewGray(raw.Bounds())
-	draw.Draw(ids, ids.Bounds(), raw, image.Point{}, draw.Src)
 	res := core.Result{Width: sc.Width, Height: sc.Height, Caption: sc.Caption}
 	for _, o := range sc.Objects {
 		r := image.Rect(int(o.Box[0]), int(o.Box[1]), int(math.Ceil(o.Box[2])), int(math.Ceil(o.Box[3])))
@@ -81,7 +55,7 @@ func heldout(t testing.TB, n int) (core.Result, image.Image, *image.Gray, heldou
 		for y := r.Min.Y; y < r.Max.Y; y++ {
 			for x := r.Min.X; x < r.Max.X; x++ {
 				v := float32(-1)
-				if int(ids.GrayAt(x, y).Y) == o.MaskValue {
+				if ids.GrayAt(x, y).Y == o.MaskValue {
 					v = 1
 				}
 				m.Values[(y-r.Min.Y)*r.Dx()+x-r.Min.X] = v
@@ -149,13 +123,13 @@ func nearMarked(marks []bool, w, h, r int) []bool {
 func TestEdgeHintFollowsOutlines(t *testing.T) {
 	c := newComposer(t, nil, nil)
 	for n := range 8 {
-		res, img, ids, sc := heldout(t, n)
+		res, img, ids, sc := loadScene(t, n)
 		p := compose(t, c, layoutOf(t, res, ""), Request{Reference: img, Hints: &HintRequest{Edges: on(true)}})
 		edges := p.Hints.Edges.image.(*image.Gray)
 		w, h := p.Width, p.Height
 		borders := make([]bool, w*h)
 		for _, o := range sc.Objects {
-			for i, v := range outline(ids, o.MaskValue, w, h) {
+			for i, v := range outline(ids, int(o.MaskValue), w, h) {
 				borders[i] = borders[i] || v
 			}
 		}
@@ -211,7 +185,7 @@ func frac(a, b int) float64 {
 // is empty.
 func TestEdgeHintMovesWithObject(t *testing.T) {
 	c := newComposer(t, nil, nil)
-	res, img, _, _ := heldout(t, 0) // a red square top-left, a green triangle below it
+	res, img, _, _ := loadScene(t, 0) // a red square top-left, a green triangle below it
 	req := Request{Reference: img, Hints: &HintRequest{Edges: on(true)}}
 	before := compose(t, c, layoutOf(t, res, ""), req)
 	l := layoutOf(t, res, "0=[0.55, 0.5, 0.95, 0.9]")
@@ -251,7 +225,7 @@ func TestEdgeHintMovesWithObject(t *testing.T) {
 
 func TestEdgeHintMirrors(t *testing.T) {
 	c := newComposer(t, nil, nil)
-	res, img, _, _ := heldout(t, 1)
+	res, img, _, _ := loadScene(t, 1)
 	req := Request{Reference: img, Hints: &HintRequest{Edges: on(true), Segmentation: on(true)}}
 	plain := compose(t, c, layoutOf(t, res, ""), req)
 	mirrored := compose(t, c, layoutOf(t, res, "mirror"), req)
@@ -296,7 +270,7 @@ func TestStartCanvasColours(t *testing.T) {
 	colours := demoColours(t)
 	checked := 0
 	for n := range 10 {
-		res, img, ids, sc := heldout(t, n)
+		res, img, ids, sc := loadScene(t, n)
 		p := compose(t, c, layoutOf(t, res, ""), Request{Reference: img, Hints: &HintRequest{StartCanvas: on(true)}})
 		canvas := p.Hints.StartCanvas.image.(*image.NRGBA)
 		w, h := p.Width, p.Height
@@ -317,7 +291,7 @@ func TestStartCanvasColours(t *testing.T) {
 			return grown
 		}
 		for _, o := range sc.Objects {
-			got, ok := meanColour(canvas, inside(o.MaskValue))
+			got, ok := meanColour(canvas, inside(int(o.MaskValue)))
 			if !ok {
 				continue // too small to have a core beyond the blur
 			}
@@ -373,7 +347,7 @@ func colourDistance(a, b color.RGBA) int {
 func TestCropsCarryTheObject(t *testing.T) {
 	c := newComposer(t, nil, nil)
 	colours := demoColours(t)
-	res, img, _, sc := heldout(t, 1)
+	res, img, _, sc := loadScene(t, 1)
 	for _, place := range []string{"", "0=[0.1, 0.1, 0.5, 0.6]; mirror"} {
 		l := layoutOf(t, res, place)
 		p := compose(t, c, l, Request{Reference: img, Hints: &HintRequest{Crops: on(true)}})
@@ -628,7 +602,7 @@ func TestHintFiles(t *testing.T) {
 // scaled from the image's own bounds.
 func TestHintsFromASmallerReference(t *testing.T) {
 	c := newComposer(t, nil, nil)
-	res, img, _, _ := heldout(t, 2)
+	res, img, _, _ := loadScene(t, 2)
 	b := img.Bounds()
 	half := imaging.Resize(img, b.Dx()/2, b.Dy()/2, imaging.Box)
 	l := layoutOf(t, res, "")
