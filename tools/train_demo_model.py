@@ -628,9 +628,14 @@ first model), printed by the trainer every few hundred steps:
 
 The model folder is a regular paliprompt export (below), plus
 `vae-oid.npz`. Regenerate everything (this folder, the held-out scenes and
-`examples/scenes/`) with `make venv && .venv/bin/python
-tools/train_demo_model.py --init-from <the first model's folder> ...`
-(the arguments above; the first model is in git history). Scenes and
+`examples/scenes/`) with `make venv`, the first model from git history
+(`git worktree add ../first 0338156`) and
+
+    .venv/bin/python tools/train_demo_model.py --init-from ../first/models/demo-shapes \\
+        --images-before 43200 --vision-steps 0 --steps 1000 --eval-every 250 --vae-steps 300 \\
+        --easy-share 0 --decoder-lr 1e-3 --aux-weight 0.3
+
+(the first model itself: the script of that commit with its defaults). Scenes and
 weights are seeded throughout; the same torch build and thread count are
 expected to give the same weights, which has not been checked bit for bit.
 
