@@ -11,6 +11,7 @@ Targets follow PaliGemma's own formats (REFERENCE.md §5-6):
   caption en            -> "a red circle above a blue square"
   detect A ; B          -> "<locY0><locX0><locY1><locX1> A ; ..."
   segment A ; B         -> "<loc..>x4<segNNN>x16 A ; ..."
+(detect/segment: the asked objects left to right; nothing for an absent name).
 Location bins are round(coord / size * 1023), the inverse of the v/1023
 decoding paliprompt uses.
 """
@@ -183,30 +184,77 @@ def loc_tokens(box, w: int, h: int) -> str:
     return "".join(f"<loc{min(max(b, 0), 1023):04d}>" for b in bins)
 
 
+def hard_negatives(scene: Scene) -> dict[str, list[str]]:
+    """Absent names that a model reading only one attribute would answer:
+    the shape of a present object in another colour, the colour of a
+    present object on another shape, and the colour of one present object
+    with the shape of another (both attributes are in the picture, never
+    on one object)."""
+    present = {o.name for o in scene.objects}
+    absent = lambda names: sorted(set(n for n in names if n not in present))  # noqa: E731
+    objs = scene.objects
+    return {
+        "same_shape": absent(f"{c} {o.shape}" for o in objs for c in COLOURS),
+        "same_colour": absent(f"{o.colour} {s}" for o in objs for s in SHAPES),
+        "swapped": absent(f"{a.colour} {b.shape}" for a in objs for b in objs if a is not b),
+        "any": absent(f"{c} {s}" for c in COLOURS for s in SHAPES),
+    }
+
+
+# How many absent names a training prompt asks for (0, 1, 2), and which
+# kind each is. Absent names are the only way to learn that a name must
+# match colour AND shape: with all names present, reading the shape is
+# almost always enough.
+ABSENT_COUNT_P = (0.4, 0.4, 0.2)
+NEGATIVE_KIND_P = {"same_shape": 0.35, "same_colour": 0.3, "swapped": 0.25, "any": 0.1}
+
+
 def detection_prompt_names(rng: np.random.Generator, scene: Scene) -> list[str]:
-    """Names to ask for: the scene's names (sometimes a subset), sometimes plus an absent one."""
+    """Names to ask for in training: the scene's names (sometimes a subset,
+    so present objects that are not asked for must be left out), and in 60%
+    of prompts one or two absent names, mostly hard negatives
+    (hard_negatives). The answer to an absent name is nothing, as in
+    PaliGemma."""
     present = sorted({o.name for o in scene.objects})
     names = list(present)
     if len(names) > 1 and rng.random() < 0.25:
         k = int(rng.integers(1, len(names)))
         names = [str(n) for n in rng.choice(names, size=k, replace=False)]
-    if rng.random() < 0.25:
-        absent = [f"{c} {s}" for c in COLOURS for s in SHAPES if f"{c} {s}" not in present]
-        names.append(absent[rng.integers(len(absent))])
+    negatives = hard_negatives(scene)
+    kinds, kind_p = list(NEGATIVE_KIND_P), np.array(list(NEGATIVE_KIND_P.values()))
+    for _ in range(int(rng.choice(len(ABSENT_COUNT_P), p=ABSENT_COUNT_P))):
+        kind = kinds[int(rng.choice(len(kinds), p=kind_p))]
+        pool = [n for n in negatives[kind] if n not in names] or [n for n in negatives["any"] if n not in names]
+        names.append(pool[int(rng.integers(len(pool)))])
     rng.shuffle(names)
     return names
 
 
 def detection_target(scene: Scene, names: list[str], codes: dict[int, list[int]] | None = None) -> str:
-    """Objects of each asked name in prompt order, left to right; codes add <seg> tokens."""
+    """Every object whose name was asked for, once, left to right (by box
+    centre, as captions list them), whatever the order of the names in the
+    prompt; codes add <seg> tokens. The decoder then walks the picture
+    instead of the prompt: each object is written at most once, under the
+    name read from the object itself, and an asked name that is absent
+    simply never comes up."""
     w, h = scene.image.size
+    asked = set(names)
     parts = []
-    for name in names:
-        for i, o in sorted(((i, o) for i, o in enumerate(scene.objects) if o.name == name),
-                           key=lambda io: io[1].box[0]):
-            seg = "".join(f"<seg{c:03d}>" for c in codes[i]) if codes is not None else ""
-            parts.append(f"{loc_tokens(o.box, w, h)}{seg} {name}")
+    for i, o in sorted(((i, o) for i, o in enumerate(scene.objects) if o.name in asked),
+                       key=lambda io: io[1].centre[0]):
+        seg = "".join(f"<seg{c:03d}>" for c in codes[i]) if codes is not None else ""
+        parts.append(f"{loc_tokens(o.box, w, h)}{seg} {o.name}")
     return " ; ".join(parts)
+
+
+def left_to_right_rank(scene: Scene) -> list[int]:
+    """Each object's place from the left (0 = leftmost, by box centre), the
+    order captions and detect/segment answers list objects in."""
+    order = sorted(range(len(scene.objects)), key=lambda i: scene.objects[i].centre[0])
+    rank = [0] * len(order)
+    for r, i in enumerate(order):
+        rank[i] = r
+    return rank
 
 
 def mask_crop(obj: SceneObject, size: int = 64) -> np.ndarray:

@@ -79,15 +79,23 @@ class MaskVQVAE(nn.Module):
         return ((out - (masks * 2 - 1)) ** 2).mean() + vq
 
 
-def train_vae(crops: np.ndarray, steps: int, seed: int, log=print) -> MaskVQVAE:
-    """Trains on box-normalised mask crops [N,64,64] (0..1)."""
+def train_vae(crops: np.ndarray, steps: int, seed: int, log=print, npz: str | None = None) -> MaskVQVAE:
+    """Trains on box-normalised mask crops [N,64,64] (0..1). With npz, the
+    codebook and decoder are that file's and stay fixed: only an encoder
+    is fitted to them (a model trained on those codes keeps its meaning)."""
     torch.manual_seed(seed)
     model = MaskVQVAE()
     data = torch.from_numpy(crops)
-    with torch.no_grad():  # start the codebook on real encodings: no dead codes
-        z = model.encoder(data[:512, None] * 2 - 1).permute(0, 2, 3, 1).reshape(-1, CODE_DIM)
-        model.codebook.weight.copy_(z[torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:NUM_CODES]])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if npz is not None:
+        load_npz(model, npz)
+        model.codebook.requires_grad_(False)
+        model.decoder.requires_grad_(False)
+    else:
+        with torch.no_grad():  # start the codebook on real encodings: no dead codes
+            z = model.encoder(data[:512, None] * 2 - 1).permute(0, 2, 3, 1).reshape(-1, CODE_DIM)
+            pick = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:NUM_CODES]
+            model.codebook.weight.copy_(z[pick])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     g = torch.Generator().manual_seed(seed)
     for step in range(steps):
         batch = data[torch.randint(len(data), (64,), generator=g)]
@@ -112,3 +120,12 @@ def save_npz(model: MaskVQVAE, path: str) -> None:
     for key, value in model.decoder.state_dict().items():
         arrays[f"decoder.{key}"] = value.detach().numpy().astype(np.float32)
     np.savez(path, **arrays)
+
+
+def load_npz(model: MaskVQVAE, path: str) -> None:
+    """Reads the codebook and decoder that save_npz wrote."""
+    arrays = np.load(path)
+    with torch.no_grad():
+        model.codebook.weight.copy_(torch.from_numpy(arrays["_vq_vae._embedding"]))
+    model.decoder.load_state_dict({k[len("decoder."):]: torch.from_numpy(v) for k, v in arrays.items()
+                                   if k.startswith("decoder.")})
