@@ -256,41 +256,37 @@ func referenceRegion(o *layouts.Object, w, h int) []bool {
 }
 
 // dilate grows a binary map by r pixels (a square), with a separable
-// running count. Only the pixels within r of box (where the map may be
-// set) are visited.
+// running count: rows first, then columns. Only the pixels within r of
+// box (where the map may be set) are visited.
 func dilate(in []bool, w, h, r int, box image.Rectangle) []bool {
 	area := box.Inset(-r).Intersect(image.Rect(0, 0, w, h))
 	rows := make([]bool, w*h)
 	for y := box.Min.Y; y < box.Max.Y; y++ {
-		count := 0
-		for x := area.Min.X - r; x < area.Max.X+r; x++ {
-			if x >= 0 && x < w && in[y*w+x] {
-				count++
-			}
-			if old := x - 2*r - 1; old >= 0 && old < w && in[y*w+old] {
-				count--
-			}
-			if c := x - r; c >= area.Min.X && c < area.Max.X {
-				rows[y*w+c] = count > 0
-			}
-		}
+		dilateLine(in, rows, y*w, 1, w, r, area.Min.X, area.Max.X)
 	}
 	out := make([]bool, w*h)
 	for x := area.Min.X; x < area.Max.X; x++ {
-		count := 0
-		for y := area.Min.Y - r; y < area.Max.Y+r; y++ {
-			if y >= 0 && y < h && rows[y*w+x] {
-				count++
-			}
-			if old := y - 2*r - 1; old >= 0 && old < h && rows[old*w+x] {
-				count--
-			}
-			if c := y - r; c >= area.Min.Y && c < area.Max.Y {
-				out[c*w+x] = count > 0
-			}
-		}
+		dilateLine(rows, out, x, w, h, r, area.Min.Y, area.Max.Y)
 	}
 	return out
+}
+
+// dilateLine sets dst[start+i*step] for i in [lo, hi) when any of
+// src[start+j*step], |i-j| <= r, 0 <= j < n, is set: one row (step 1) or
+// column (step w) of dilate, as a running count over a 2r+1 window.
+func dilateLine(src, dst []bool, start, step, n, r, lo, hi int) {
+	count := 0
+	for i := lo - r; i < hi+r; i++ {
+		if i >= 0 && i < n && src[start+i*step] {
+			count++
+		}
+		if old := i - 2*r - 1; old >= 0 && old < n && src[start+old*step] {
+			count--
+		}
+		if c := i - r; c >= lo && c < hi {
+			dst[start+c*step] = count > 0
+		}
+	}
 }
 
 // boxRect is a normalized box in pixels of a w x h raster.
