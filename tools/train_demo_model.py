@@ -657,12 +657,12 @@ def curve_table(curve: list[dict], before: int) -> str:
     return "\n".join(rows)
 
 
-def write_model_card(folder: Path, args, params: float, minutes: float, images: int, curve: list[dict]) -> None:
+def write_model_card(folder: Path, args, params: float, minutes: float, curve: list[dict]) -> None:
     """Puts the model card above the exporter's README (the export facts)."""
     export = (folder / "README.md").read_text()
     card = MODEL_CARD.format(
         params=params, tokens=NUM_IMAGE_TOKENS, minutes=minutes, seed=args.seed,
-        shapes=", ".join(scenes.SHAPES), colours=", ".join(scenes.COLOURS), images=images,
+        shapes=", ".join(scenes.SHAPES), colours=", ".join(scenes.COLOURS),
         steps=args.steps, batch=args.batch, encoder_scale=args.encoder_lr_scale, aux_weight=args.aux_weight,
         dev_scenes=args.dev_scenes, dev_seed=args.dev_seed, curve=curve_table(curve, args.images_before), run_note=args.run_note,
         measures=MEASURES_PLACEHOLDER)
@@ -764,9 +764,7 @@ def main() -> None:
     shutil.copy(ckpt / "vae-oid.npz", args.out / "vae-oid.npz")
     write_heldout(args.heldout, args.seed + 1000, args.heldout_count)
     scenes.write_examples(ROOT / "examples" / "scenes", args.seed + 2000, 4)
-    images = 2 * args.batch * args.vision_steps + args.batch * args.steps
-    write_model_card(args.out, args, sum(p.numel() for p in model.parameters()) / 1e6, run.minutes(), images,
-                     run.curve)
+    write_model_card(args.out, args, sum(p.numel() for p in model.parameters()) / 1e6, run.minutes(), run.curve)
     log(f"done: {run.minutes():.1f} min of training -> {args.out}")
 
 
