@@ -22,7 +22,7 @@ from onnx import numpy_helper
 
 
 def _graph_weights(path: Path) -> list[tuple[str, str, np.ndarray]]:
-    """(op, node name, array) for every initializer a node reads, in graph order."""
+    """(op, node name, initializer name, array) for every initializer a node reads, in graph order."""
     m = onnx.load(str(path))
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     out = []
